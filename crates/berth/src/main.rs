@@ -1,0 +1,53 @@
+//! `berth`: the command-line interface of Berth, a GitOps continuous-delivery
+//! controller for Kubernetes.
+//!
+//! This binary holds argument parsing and glue only; the work lives in the
+//! library crates.
+
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Berth: GitOps continuous delivery for Kubernetes, compatible with Argo CD's
+/// Application API.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a local Kubernetes control plane and stay in the foreground until
+    /// Ctrl-C or SIGTERM.
+    Up(up::UpArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Up(args) => up::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr, one line per event; `RUST_LOG` selects the level.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -1,0 +1,86 @@
+//! `berth up`: a local control plane for trying Berth out.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use berth_testenv::{ControlPlane, Options};
+use clap::Args;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Arguments of `berth up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Directory for the cluster's data (etcd, certificates, kubeconfig);
+    /// running again on the same directory finds the same cluster.
+    #[arg(long, default_value = ".berth")]
+    data_dir: PathBuf,
+
+    /// Port of the Kubernetes API server (default: the previous run's port if
+    /// free, else any free port).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+/// Runs `berth up` until Ctrl-C or SIGTERM.
+pub fn run(args: UpArgs) -> Result<()> {
+    let data_dir = std::path::absolute(&args.data_dir)
+        .with_context(|| format!("data dir {}", args.data_dir.display()))?;
+    let program = berth_testenv::find_tool("berth-testenv")
+        .context("the local control plane is not built")?;
+    tracing::info!(data_dir = %data_dir.display(), "starting the local control plane");
+    let mut options = Options::default().data_dir(&data_dir);
+    if let Some(port) = args.port {
+        options = options.port(port);
+    }
+    let mut plane = ControlPlane::start_program(&program, options)
+        .context("starting the local control plane")?;
+    tracing::info!(
+        startup_ms = plane.startup_time().as_millis() as u64,
+        "local control plane ready"
+    );
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "kubeconfig: {}", plane.kubeconfig().display())?;
+    stdout.flush()?;
+    drop(stdout);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let reason = runtime.block_on(async {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok::<_, std::io::Error>(Stop::Signal("interrupt")),
+                _ = term.recv() => return Ok(Stop::Signal("terminate")),
+                _ = tick.tick() => {
+                    if plane.wait_exit(Duration::ZERO).unwrap_or(true) {
+                        return Ok(Stop::Exited);
+                    }
+                }
+            }
+        }
+    })?;
+    match reason {
+        Stop::Signal(name) => {
+            tracing::info!(signal = name, "stopping the local control plane");
+            let clean = plane.stop(Duration::from_secs(30))?;
+            if !clean {
+                tracing::warn!("the control plane did not stop cleanly and was killed");
+            }
+            Ok(())
+        }
+        Stop::Exited => anyhow::bail!(
+            "the local control plane exited unexpectedly; see {}",
+            data_dir.join("logs").display()
+        ),
+    }
+}
+
+enum Stop {
+    Signal(&'static str),
+    Exited,
+}
