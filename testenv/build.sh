@@ -17,14 +17,17 @@ say() { printf '==> %s\n' "$*" >&2; }
 # progress NAME TOTAL: reads `go build -v` output (one line per package
 # compiled) and shows a counter; other lines (errors) pass through.
 progress() {
-  local name=$1 total=$2 n=0 line
+  local name=$1 total=$2 n=0 downloads=0 line
   while IFS= read -r line; do
-    if [[ $line =~ ^[A-Za-z0-9_.~/-]+$ ]]; then
+    if [[ $line == "go: downloading "* ]]; then
+      downloads=$((downloads + 1))
+      (( downloads % 100 == 0 )) && printf '    %s: %d modules downloaded\n' "$name" "$downloads" >&2
+    elif [[ $line =~ ^[A-Za-z0-9_.~/-]+$ ]]; then
       n=$((n + 1))
       if [[ -t 2 ]]; then
-        printf '\r    %s: %d/%d packages compiled' "$name" "$n" "$total" >&2
+        printf '\r    %s: %d/%s packages compiled' "$name" "$n" "$total" >&2
       elif (( n % 250 == 0 )); then
-        printf '    %s: %d/%d packages compiled\n' "$name" "$n" "$total" >&2
+        printf '    %s: %d/%s packages compiled\n' "$name" "$n" "$total" >&2
       fi
     else
       printf '%s\n' "$line" >&2
@@ -51,7 +54,7 @@ build_testenv() {
   local start=$SECONDS total
   cd "$root/testenv"
   say "downloading Go modules for the control plane (Kubernetes $KUBERNETES_VERSION)"
-  go mod download
+  go mod download 2>&1 | progress modules 0
   total=$(go list -deps ./cmd/berth-testenv | wc -l)
   if [[ ! -x "$bin/berth-testenv" ]]; then
     say "building berth-testenv: $total packages; a first build takes about 5 minutes on 2 cores, later ones seconds"
