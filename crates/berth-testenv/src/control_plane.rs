@@ -163,10 +163,10 @@ impl ControlPlane {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(path) => {
                     plane.kubeconfig = PathBuf::from(path);
-                    if options.data_dir.is_none() {
-                        if let Some(dir) = plane.kubeconfig.parent() {
-                            plane.data_dir = dir.to_path_buf();
-                        }
+                    if options.data_dir.is_none()
+                        && let Some(dir) = plane.kubeconfig.parent()
+                    {
+                        plane.data_dir = dir.to_path_buf();
                     }
                     plane.startup = started.elapsed();
                     return Ok(plane);

@@ -28,7 +28,7 @@ pub fn run(args: UpArgs) -> Result<()> {
     let data_dir = std::path::absolute(&args.data_dir)
         .with_context(|| format!("data dir {}", args.data_dir.display()))?;
     let program = berth_testenv::find_tool("berth-testenv")
-        .context("the local control plane is not built")?;
+        .context("cannot start the local control plane")?;
     tracing::info!(data_dir = %data_dir.display(), "starting the local control plane");
     let mut options = Options::default().data_dir(&data_dir);
     if let Some(port) = args.port {

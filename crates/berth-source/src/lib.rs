@@ -1,0 +1,16 @@
+//! Git sources for Berth: which commit each application should run, and
+//! the files at that commit.
+//!
+//! - [`url`]: repository URLs, Argo CD's normalization, cache keys, redaction;
+//! - [`creds`]: repository credentials from Argo CD's Secrets;
+//! - [`semver`]: version constraints in the language Argo CD accepts;
+//! - [`revision`]: resolving `targetRevision` against a repository's refs;
+//! - [`webhook`]: verifying and reading push webhooks.
+//!
+//! This crate renders nothing and never touches the cluster.
+
+pub mod creds;
+pub mod revision;
+pub mod semver;
+pub mod url;
+pub mod webhook;

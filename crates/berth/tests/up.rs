@@ -1,0 +1,162 @@
+//! `berth up` driven as a user would: start, use the cluster, stop with a
+//! signal, start again on the same data directory.
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+fn temp_dir(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `berth up` and returns it with the kubeconfig path it printed.
+fn start_up(data_dir: &Path) -> (Child, PathBuf) {
+    let mut child = Command::new(BERTH)
+        .args(["up", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(180))
+        .expect("berth up prints a line when ready");
+    let path = line
+        .strip_prefix("kubeconfig: ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let path = PathBuf::from(path);
+    assert!(path.is_absolute(), "{path:?}");
+    assert_eq!(path, data_dir.join("kubeconfig"));
+    (child, path)
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn testenv_running_on(data_dir: &Path) -> bool {
+    let out = Command::new("pgrep")
+        .arg("-f")
+        .arg(format!("berth-testenv run .*{}", data_dir.display()))
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+fn stop(mut child: Child, signal: &str) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap()
+}
+
+#[test]
+fn up_serves_a_cluster_stops_on_sigterm_and_comes_back_with_the_same_state() {
+    let dir = temp_dir("berth-up");
+    let (child, kubeconfig) = start_up(&dir);
+    let nodes = kubectl(&kubeconfig, &["get", "nodes", "-o", "name"]);
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    kubectl(
+        &kubeconfig,
+        &["create", "configmap", "kept", "--from-literal=k=v"],
+    );
+    let first = std::fs::read(&kubeconfig).unwrap();
+
+    let status = stop(child, "TERM");
+    assert!(
+        status.success(),
+        "SIGTERM stops berth up with exit 0, got {status}"
+    );
+    assert!(
+        !testenv_running_on(&dir),
+        "the control plane stopped with it"
+    );
+
+    let (child, kubeconfig) = start_up(&dir);
+    assert_eq!(
+        std::fs::read(&kubeconfig).unwrap(),
+        first,
+        "same CA, credentials and address"
+    );
+    let value = kubectl(
+        &kubeconfig,
+        &["get", "configmap", "kept", "-o", "jsonpath={.data.k}"],
+    );
+    assert_eq!(value, "v", "etcd data survived the restart");
+    let status = stop(child, "INT");
+    assert!(
+        status.success(),
+        "Ctrl-C stops berth up with exit 0, got {status}"
+    );
+    assert!(!testenv_running_on(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn up_fails_at_once_naming_the_build_command_when_the_control_plane_is_missing() {
+    let dir = temp_dir("berth-up-missing");
+    let out = Command::new(BERTH)
+        .args(["up", "--data-dir"])
+        .arg(&dir)
+        .env("BERTH_TOOLS_DIR", dir.join("no-tools"))
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("berth-testenv is not built"), "{stderr}");
+    assert!(stderr.contains("make tools"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = Command::new(BERTH)
+        .args(["up", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BERTH).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("berth {}", env!("CARGO_PKG_VERSION"))
+    );
+}
