@@ -26,6 +26,11 @@ echo "==> building the Rust workspace and its tests" >&2
 cargo test --workspace --no-run --locked
 phase "rust build"
 
+echo "==> lint: rustfmt, clippy" >&2
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+phase "lint"
+
 echo "==> starting the shared control plane" >&2
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/berth-test.XXXXXX")"
 fifo="$run_dir/stdin"

@@ -172,3 +172,47 @@ async fn issued_users_get_only_what_rbac_grants() {
         "cluster scope stays forbidden: {err:?}"
     );
 }
+
+#[tokio::test]
+async fn control_plane_exits_when_its_parent_is_killed() {
+    // A parent that holds the control plane's stdin and is then killed with
+    // SIGKILL, as a panicking or killed test run would be: no cleanup code
+    // runs, yet the control plane must not outlive it.
+    let dir = TempDir::new("berth-orphan");
+    let program = berth_testenv::find_tool("berth-testenv").unwrap();
+    let script = format!(
+        "mkfifo '{d}/in'; '{p}' run --data-dir '{d}/cluster' --nodes 1 --exit-with-stdin <'{d}/in' >'{d}/out' 2>/dev/null & echo $! >'{d}/pid'; exec 3>'{d}/in'; exec sleep 600",
+        d = dir.0.display(),
+        p = program.display()
+    );
+    let mut parent = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .spawn()
+        .unwrap();
+    common::eventually(
+        "the orphan-to-be to be ready",
+        Duration::from_secs(120),
+        async || {
+            std::fs::read_to_string(dir.0.join("out"))
+                .ok()
+                .filter(|s| s.starts_with("kubeconfig: "))
+                .map(|_| ())
+        },
+    )
+    .await;
+    let pid: u32 = std::fs::read_to_string(dir.0.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(pid));
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    common::eventually(
+        "the control plane to exit after its parent died",
+        Duration::from_secs(60),
+        async || (!pid_alive(pid)).then_some(()),
+    )
+    .await;
+}
