@@ -18,6 +18,9 @@ report() {
 }
 trap report EXIT
 
+scripts/install-deps.sh
+phase "system packages"
+
 echo "==> building tools (control plane, helm, kustomize)" >&2
 testenv/build.sh
 phase "tool builds"

@@ -3,6 +3,7 @@
 //!
 //! - [`url`]: repository URLs, Argo CD's normalization, cache keys, redaction;
 //! - [`creds`]: repository credentials from Argo CD's Secrets;
+//! - [`repo`]: the repository cache: fetch, ls-remote, reading commits and trees;
 //! - [`semver`]: version constraints in the language Argo CD accepts;
 //! - [`revision`]: resolving `targetRevision` against a repository's refs;
 //! - [`webhook`]: verifying and reading push webhooks.
@@ -10,6 +11,7 @@
 //! This crate renders nothing and never touches the cluster.
 
 pub mod creds;
+pub mod repo;
 pub mod revision;
 pub mod semver;
 pub mod url;

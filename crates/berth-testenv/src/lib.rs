@@ -7,6 +7,7 @@
 //! ready and stops it again:
 //!
 //! - [`ControlPlane`] starts one instance (`berth up` and multi-cluster tests);
+//! - [`git`] runs real Git servers (git daemon, smart HTTP, sshd) for tests;
 //! - [`shared`] and [`TestNamespace`] give each test its own namespace on one
 //!   control plane per test run.
 //!
@@ -15,6 +16,7 @@
 
 mod control_plane;
 mod error;
+pub mod git;
 mod shared;
 mod tools;
 

@@ -1,0 +1,452 @@
+//! Real Git servers for tests: `git daemon` (git://), smart HTTP through
+//! `git http-backend` behind lighttpd with basic authentication, and sshd on
+//! a loopback port. Repositories are made and changed with the git CLI.
+//!
+//! Every server listens on 127.0.0.1 on a free port and is stopped when its
+//! handle is dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir.
+    pub fn new(prefix: &str) -> Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        Ok(TempDir(dir))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs git with a fixed identity and no user or system configuration, and
+/// returns its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Berth Test")
+        .env("GIT_AUTHOR_EMAIL", "test@berth.invalid")
+        .env("GIT_COMMITTER_NAME", "Berth Test")
+        .env("GIT_COMMITTER_EMAIL", "test@berth.invalid")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| Error::io("run git", e))?;
+    if !out.status.success() {
+        return Err(Error::io(
+            format!("git {}", args.join(" ")),
+            std::io::Error::other(String::from_utf8_lossy(&out.stderr).to_string()),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A directory of bare repositories (what the servers serve) plus a working
+/// clone of each, to commit and push from.
+#[derive(Debug)]
+pub struct GitFixture {
+    dir: TempDir,
+}
+
+/// One repository of a [`GitFixture`].
+#[derive(Debug, Clone)]
+pub struct Repo {
+    /// The bare repository that servers serve.
+    pub bare: PathBuf,
+    /// A working clone for making commits.
+    pub work: PathBuf,
+    /// Its name (`NAME.git` under the served directory).
+    pub name: String,
+}
+
+impl GitFixture {
+    /// An empty fixture.
+    pub fn new() -> Result<GitFixture> {
+        let dir = TempDir::new("berth-git")?;
+        for sub in ["srv", "work"] {
+            std::fs::create_dir_all(dir.path().join(sub))
+                .map_err(|e| Error::io("create fixture dirs", e))?;
+        }
+        Ok(GitFixture { dir })
+    }
+
+    /// The directory holding the bare repositories.
+    pub fn served_dir(&self) -> PathBuf {
+        self.dir.path().join("srv")
+    }
+
+    /// The fixture's own directory, for server state and keys.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Creates `NAME.git` with a `main` branch holding `files` in one commit.
+    pub fn create_repo(&self, name: &str, files: &[(&str, &str)]) -> Result<Repo> {
+        let bare = self.served_dir().join(format!("{name}.git"));
+        let work = self.dir.path().join("work").join(name);
+        git(
+            &self.served_dir(),
+            &[
+                "init",
+                "--bare",
+                "--initial-branch=main",
+                &format!("{name}.git"),
+            ],
+        )?;
+        // Let servers (and their CGI) export it without extra setup.
+        std::fs::File::create(bare.join("git-daemon-export-ok"))
+            .map_err(|e| Error::io("mark export", e))?;
+        git(&bare, &["config", "http.receivepack", "true"])?;
+        git(&bare, &["config", "uploadpack.allowAnySHA1InWant", "true"])?;
+        git(
+            self.dir.path(),
+            &[
+                "clone",
+                "--quiet",
+                &bare.to_string_lossy(),
+                &work.to_string_lossy(),
+            ],
+        )?;
+        git(&work, &["checkout", "--quiet", "-B", "main"])?;
+        let repo = Repo {
+            bare,
+            work,
+            name: name.to_string(),
+        };
+        repo.commit(files, "initial commit")?;
+        repo.push("main")?;
+        Ok(repo)
+    }
+}
+
+impl Repo {
+    /// Writes `files` (path, content) into the working clone and commits
+    /// them; returns the new commit's SHA.
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> Result<String> {
+        for (path, content) in files {
+            let full = self.work.join(path);
+            if let Some(parent) = full.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create dirs", e))?;
+            }
+            std::fs::write(&full, content).map_err(|e| Error::io(format!("write {path}"), e))?;
+        }
+        git(&self.work, &["add", "--all"])?;
+        git(
+            &self.work,
+            &["commit", "--quiet", "--allow-empty", "-m", message],
+        )?;
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    /// Pushes the working clone's HEAD to `branch` (forcing, so rewritten
+    /// history can be tested).
+    pub fn push(&self, branch: &str) -> Result<()> {
+        git(
+            &self.work,
+            &[
+                "push",
+                "--quiet",
+                "--force",
+                "origin",
+                &format!("HEAD:refs/heads/{branch}"),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Creates and pushes a tag; `annotated` makes a tag object.
+    pub fn tag(&self, name: &str, annotated: bool) -> Result<()> {
+        if annotated {
+            git(
+                &self.work,
+                &["tag", "-a", name, "-m", &format!("release {name}")],
+            )?;
+        } else {
+            git(&self.work, &["tag", name])?;
+        }
+        git(
+            &self.work,
+            &["push", "--quiet", "origin", &format!("refs/tags/{name}")],
+        )?;
+        Ok(())
+    }
+
+    /// Runs git in the working clone.
+    pub fn git(&self, args: &[&str]) -> Result<String> {
+        git(&self.work, args)
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("pick a free port", e))?;
+    let port = l
+        .local_addr()
+        .map_err(|e| Error::io("pick a free port", e))?
+        .port();
+    Ok(port)
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::io(
+                format!("start {what}"),
+                std::io::Error::other(format!("exited with {status}")),
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::io(
+                format!("start {what}"),
+                std::io::Error::other("not listening after 30s"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running server process, killed on drop.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Server {
+    /// Stops the server now (to test an unreachable repository): SIGTERM so
+    /// that it stops its own children, SIGKILL if it lingers.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `git daemon` serving the fixture's repositories as `git://127.0.0.1:PORT/NAME.git`.
+pub fn git_daemon(fixture: &GitFixture) -> Result<Server> {
+    let port = free_port()?;
+    let srv = fixture.served_dir();
+    // The daemon itself, not the `git daemon` wrapper, so that stopping
+    // the child stops the server.
+    let mut child = Command::new(git_exec_path()?.join("git-daemon"))
+        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", srv.display()))
+        .arg(&srv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("start git daemon", e))?;
+    wait_for_port(port, &mut child, "git daemon")?;
+    Ok(Server { child, port })
+}
+
+/// lighttpd running `git http-backend`: `http://127.0.0.1:PORT/git/NAME.git`
+/// needs basic authentication as `user`/`password`; `/anon/NAME.git` needs none.
+pub fn git_http(fixture: &GitFixture, user: &str, password: &str) -> Result<Server> {
+    let port = free_port()?;
+    let dir = fixture.dir().join(format!("http-{port}"));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create http dir", e))?;
+    let users = dir.join("users");
+    std::fs::write(&users, format!("{user}:{password}\n"))
+        .map_err(|e| Error::io("write users", e))?;
+    let backend = git_exec_path()?.join("git-http-backend");
+    let srv = fixture.served_dir();
+    let conf = format!(
+        r#"server.document-root = "{srv}"
+server.port = {port}
+server.bind = "127.0.0.1"
+server.errorlog = "{dir}/error.log"
+server.modules = ("mod_alias", "mod_setenv", "mod_cgi", "mod_auth", "mod_authn_file")
+alias.url = ("/git" => "{backend}", "/anon" => "{backend}")
+$HTTP["url"] =~ "^/(git|anon)" {{
+  cgi.assign = ("" => "")
+  setenv.set-environment = ("GIT_PROJECT_ROOT" => "{srv}", "GIT_HTTP_EXPORT_ALL" => "")
+}}
+auth.backend = "plain"
+auth.backend.plain.userfile = "{users}"
+auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
+"#,
+        srv = srv.display(),
+        dir = dir.display(),
+        backend = backend.display(),
+        users = users.display(),
+    );
+    let conf_path = dir.join("lighttpd.conf");
+    std::fs::write(&conf_path, conf).map_err(|e| Error::io("write lighttpd.conf", e))?;
+    let mut child = Command::new(find_sbin("lighttpd")?)
+        .arg("-D")
+        .arg("-f")
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("start lighttpd", e))?;
+    wait_for_port(port, &mut child, "lighttpd")?;
+    Ok(Server { child, port })
+}
+
+/// An sshd on a loopback port with its own host key, accepting one client
+/// key for the current user.
+#[derive(Debug)]
+pub struct SshServer {
+    /// The server process.
+    pub server: Server,
+    /// The client's private key (OpenSSH format).
+    pub client_key: String,
+    /// A known_hosts file naming this server's host key.
+    pub known_hosts: PathBuf,
+    /// The user to connect as.
+    pub user: String,
+}
+
+impl SshServer {
+    /// The URL of a repository of the fixture.
+    pub fn url(&self, fixture: &GitFixture, name: &str) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}{}/{name}.git",
+            self.user,
+            self.server.port,
+            fixture.served_dir().display()
+        )
+    }
+}
+
+/// Starts sshd for the fixture's repositories.
+pub fn git_ssh(fixture: &GitFixture) -> Result<SshServer> {
+    let port = free_port()?;
+    let dir = fixture.dir().join(format!("ssh-{port}"));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create ssh dir", e))?;
+    let keygen = |path: &Path| -> Result<()> {
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path)
+            .status()
+            .map_err(|e| Error::io("run ssh-keygen", e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::io(
+                "ssh-keygen",
+                std::io::Error::other(format!("exited with {status}")),
+            ))
+        }
+    };
+    keygen(&dir.join("host"))?;
+    keygen(&dir.join("client"))?;
+    std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys"))
+        .map_err(|e| Error::io("authorized_keys", e))?;
+    let host_pub =
+        std::fs::read_to_string(dir.join("host.pub")).map_err(|e| Error::io("read host key", e))?;
+    let mut parts = host_pub.split_whitespace();
+    let known = format!(
+        "[127.0.0.1]:{port} {} {}\n",
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default()
+    );
+    let known_hosts = dir.join("known_hosts");
+    std::fs::write(&known_hosts, known).map_err(|e| Error::io("write known_hosts", e))?;
+    // sshd needs its privilege-separation directory.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let conf = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host\nAuthorizedKeysFile {dir}/authorized_keys\n\
+         PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+         PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile {dir}/sshd.pid\n\
+         LogLevel ERROR\n",
+        dir = dir.display()
+    );
+    let conf_path = dir.join("sshd_config");
+    std::fs::write(&conf_path, conf).map_err(|e| Error::io("write sshd_config", e))?;
+    let mut child = Command::new(find_sbin("sshd")?)
+        .args(["-D", "-e", "-f"])
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("start sshd", e))?;
+    wait_for_port(port, &mut child, "sshd")?;
+    let client_key =
+        std::fs::read_to_string(dir.join("client")).map_err(|e| Error::io("read client key", e))?;
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "root".into());
+    Ok(SshServer {
+        server: Server { child, port },
+        client_key,
+        known_hosts,
+        user,
+    })
+}
+
+fn git_exec_path() -> Result<PathBuf> {
+    let out = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .map_err(|e| Error::io("git --exec-path", e))?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+fn find_sbin(name: &str) -> Result<PathBuf> {
+    for dir in ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::ToolNotFound {
+        name: name.to_string(),
+        searched: "/usr/sbin, /usr/local/sbin, /sbin, /usr/bin".into(),
+        build_command: "scripts/install-deps.sh",
+    })
+}

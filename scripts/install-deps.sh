@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests need, when missing: real servers
+# for the Git transports (lighttpd for smart HTTP, openssh-server for SSH)
+# and the clients tests drive (git, gpg, ssh-keygen). Debian's packages, as
+# root (CI runs as root); prints what it would install otherwise.
+set -euo pipefail
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v gpg >/dev/null || need+=(gnupg)
+command -v ssh >/dev/null || need+=(openssh-client)
+[[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
+[[ -x /usr/sbin/lighttpd ]] || need+=(lighttpd)
+
+if (( ${#need[@]} == 0 )); then
+  echo "==> system packages: all present" >&2
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "missing system packages: ${need[*]}; install them (apt-get install ${need[*]}) and run again" >&2
+  exit 1
+fi
+echo "==> installing system packages: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# policy-rc.d keeps the packages' services from starting: tests start their
+# own servers on loopback ports.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
