@@ -5,6 +5,7 @@
 //! - [`creds`]: repository credentials from Argo CD's Secrets;
 //! - [`repo`]: the repository cache: fetch, ls-remote, reading commits and trees;
 //! - [`semver`]: version constraints in the language Argo CD accepts;
+//! - [`signature`]: OpenPGP and SSH commit signatures against a project's keys;
 //! - [`revision`]: resolving `targetRevision` against a repository's refs;
 //! - [`webhook`]: verifying and reading push webhooks.
 //!
@@ -14,5 +15,6 @@ pub mod creds;
 pub mod repo;
 pub mod revision;
 pub mod semver;
+pub mod signature;
 pub mod url;
 pub mod webhook;
