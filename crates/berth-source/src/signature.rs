@@ -260,8 +260,12 @@ fn verify_pgp(
                 ));
             }
         }
+        let mut failure = None;
         for (id, fpr, result) in candidates {
-            result.map_err(|reason| invalid(&id, reason))?;
+            if let Err(reason) = result {
+                failure = Some(invalid(&id, reason));
+                continue;
+            }
             let allowed = policy
                 .allowed_gpg_keys
                 .iter()
@@ -278,6 +282,9 @@ fn verify_pgp(
                 key_id: primary_id,
                 signer,
             });
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
         }
     }
     Err(Error::UnknownKey {
