@@ -238,9 +238,25 @@ pub struct Server {
     child: Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// Where it logs each request, when it does.
+    pub log: Option<PathBuf>,
 }
 
 impl Server {
+    /// How many upload-pack requests (ls-remote or fetch) a logging server
+    /// has served.
+    pub fn upload_pack_requests(&self) -> usize {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|s| {
+                s.lines()
+                    .filter(|l| l.contains("Request upload-pack"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// Stops the server now (to test an unreachable repository): SIGTERM so
     /// that it stops its own children, SIGKILL if it lingers.
     pub fn stop(&mut self) {
@@ -273,20 +289,31 @@ impl Drop for Server {
 pub fn git_daemon(fixture: &GitFixture) -> Result<Server> {
     let port = free_port()?;
     let srv = fixture.served_dir();
+    let log = fixture.dir().join(format!("git-daemon-{port}.log"));
+    let log_file = std::fs::File::create(&log).map_err(|e| Error::io("create daemon log", e))?;
     // The daemon itself, not the `git daemon` wrapper, so that stopping
     // the child stops the server.
     let mut child = Command::new(git_exec_path()?.join("git-daemon"))
-        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+        .args([
+            "--reuseaddr",
+            "--export-all",
+            "--verbose",
+            "--listen=127.0.0.1",
+        ])
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", srv.display()))
         .arg(&srv)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log_file)
         .spawn()
         .map_err(|e| Error::io("start git daemon", e))?;
     wait_for_port(port, &mut child, "git daemon")?;
-    Ok(Server { child, port })
+    Ok(Server {
+        child,
+        port,
+        log: Some(log),
+    })
 }
 
 /// lighttpd running `git http-backend`: `http://127.0.0.1:PORT/git/NAME.git`
@@ -332,7 +359,11 @@ auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "
         .spawn()
         .map_err(|e| Error::io("start lighttpd", e))?;
     wait_for_port(port, &mut child, "lighttpd")?;
-    Ok(Server { child, port })
+    Ok(Server {
+        child,
+        port,
+        log: None,
+    })
 }
 
 /// An sshd on a loopback port with its own host key, accepting one client
@@ -422,7 +453,11 @@ pub fn git_ssh(fixture: &GitFixture) -> Result<SshServer> {
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "root".into());
     Ok(SshServer {
-        server: Server { child, port },
+        server: Server {
+            child,
+            port,
+            log: None,
+        },
         client_key,
         known_hosts,
         user,
