@@ -64,10 +64,10 @@ impl RefPoller {
         // Holding the entry's lock across the request is what makes callers
         // of the same repository wait for one answer.
         let mut entry = entry.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, result)) = &entry.last {
-            if at.elapsed() < self.interval {
-                return result.clone();
-            }
+        if let Some((at, result)) = &entry.last
+            && at.elapsed() < self.interval
+        {
+            return result.clone();
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let result = self
