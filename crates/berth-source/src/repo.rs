@@ -242,76 +242,97 @@ impl RepoCache {
     /// included) and deletes local refs the remote no longer has.
     pub fn fetch(&self, url: &str, creds: Option<&Credentials>) -> Result<FetchOutcome> {
         let url = RepoUrl::parse(url)?;
+        let (outcome, _) = self.fetch_if(&url, creds, |_, _| true)?;
+        Ok(outcome.unwrap_or_default())
+    }
+
+    /// One connection: lists the remote's refs, shows them (and the local
+    /// repository) to `decide`, and fetches only if it says so. Resolving a
+    /// revision this way costs one round of requests, not two.
+    fn fetch_if(
+        &self,
+        url: &RepoUrl,
+        creds: Option<&Credentials>,
+        decide: impl FnOnce(&gix::Repository, &[RemoteRef]) -> bool,
+    ) -> Result<(Option<FetchOutcome>, Vec<RemoteRef>)> {
         let lock = self.lock_for(&url.cache_key());
         let _exclusive = lock.write().unwrap_or_else(|p| p.into_inner());
-        self.init_if_needed(&url)?;
-        remove_stale_locks(&self.repo_dir(&url));
-        let repo = self.open(&url)?;
-        let session = Session::new(&self.root, &url, creds, &self.options)?;
-        let repo = session.configure(repo, &url)?;
+        self.init_if_needed(url)?;
+        remove_stale_locks(&self.repo_dir(url));
+        let repo = self.open(url)?;
+        let session = Session::new(&self.root, url, creds, &self.options)?;
+        let repo = session.configure(repo, url)?;
         let remote = repo
             .remote_at(url.for_git().as_str())
-            .map_err(|e| session.error("connect to", &url, &e))?
+            .map_err(|e| session.error("connect to", url, &e))?
             .with_refspecs(
                 ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
                 gix::remote::Direction::Fetch,
             )
-            .map_err(|e| session.error("fetch", &url, &e))?
+            .map_err(|e| session.error("fetch", url, &e))?
             .with_fetch_tags(gix::remote::fetch::Tags::None);
         let connection = remote
             .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| session.error("connect to", &url, &e))?;
-        let connection = session.authenticate(connection, &url)?;
+            .map_err(|e| session.error("connect to", url, &e))?;
+        let connection = session.authenticate(connection, url)?;
+        // All refs, HEAD included: the revision may name any of them.
+        let options = gix::remote::ref_map::Options {
+            prefix_from_spec_as_filter_on_remote: false,
+            ..Default::default()
+        };
+        let prepare = connection
+            .prepare_fetch(gix::progress::Discard, options)
+            .map_err(|e| session.error("fetch", url, &e))?;
+        let refs: Vec<RemoteRef> = prepare
+            .ref_map()
+            .remote_refs
+            .iter()
+            .filter_map(to_remote_ref)
+            .collect();
+        if !decide(&repo, &refs) {
+            return Ok((None, refs));
+        }
         let interrupt = AtomicBool::new(false);
-        let outcome = connection
-            .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| session.error("fetch", &url, &e))?
+        let outcome = prepare
             .receive(gix::progress::Discard, &interrupt)
-            .map_err(|e| session.error("fetch", &url, &e))?;
+            .map_err(|e| session.error("fetch", url, &e))?;
 
         let mut result = FetchOutcome::default();
         let update_refs = match &outcome.status {
             gix::remote::fetch::Status::Change { update_refs, .. }
-            | gix::remote::fetch::Status::NoPackReceived { update_refs, .. } => Some(update_refs),
+            | gix::remote::fetch::Status::NoPackReceived { update_refs, .. } => update_refs,
         };
-        if let Some(update_refs) = update_refs {
-            for (update, edit) in update_refs.updates.iter().zip(update_refs.edits.iter()) {
-                use gix::remote::fetch::refs::update::Mode;
-                if matches!(update.mode, Mode::New | Mode::FastForward | Mode::Forced) {
-                    result.updated.push(edit.name.as_bstr().to_string());
-                }
+        for (update, edit) in update_refs.updates.iter().zip(update_refs.edits.iter()) {
+            use gix::remote::fetch::refs::update::Mode;
+            if matches!(update.mode, Mode::New | Mode::FastForward | Mode::Forced) {
+                result.updated.push(edit.name.as_bstr().to_string());
             }
         }
         // gix does not prune: delete what the remote no longer advertises.
-        let advertised: std::collections::HashSet<String> = outcome
-            .ref_map
-            .remote_refs
-            .iter()
-            .filter_map(to_remote_ref)
-            .map(|r| r.name)
-            .collect();
+        let advertised: std::collections::HashSet<&str> =
+            refs.iter().map(|r| r.name.as_str()).collect();
         let local: Vec<String> = repo
             .references()
-            .map_err(|e| cache_error(&url, &e))?
+            .map_err(|e| cache_error(url, &e))?
             .all()
-            .map_err(|e| cache_error(&url, &e))?
+            .map_err(|e| cache_error(url, &e))?
             .filter_map(|r| r.ok())
             .map(|r| r.name().as_bstr().to_string())
             .filter(|n| n.starts_with("refs/heads/") || n.starts_with("refs/tags/"))
             .collect();
         for name in local {
-            if !advertised.contains(&name)
+            if !advertised.contains(name.as_str())
                 && let Ok(reference) = repo.find_reference(name.as_str())
             {
-                reference.delete().map_err(|e| cache_error(&url, &e))?;
+                reference.delete().map_err(|e| cache_error(url, &e))?;
                 result.pruned.push(name);
             }
         }
-        Ok(result)
+        Ok((Some(result), refs))
     }
 
     /// Resolves `revision` (Argo CD's `targetRevision`) to a commit, fetching
-    /// when the cache does not have it yet.
+    /// in the same connection when the cache does not have it yet.
     pub fn resolve(
         &self,
         url: &str,
@@ -320,33 +341,35 @@ impl RepoCache {
         tag_prefix: &str,
     ) -> Result<Revision> {
         let parsed = RepoUrl::parse(url)?;
-        let refs = self.ls_remote(url, creds)?;
-        let resolution =
-            revision::resolve(revision, &refs, tag_prefix).map_err(|source| Error::Revision {
+        let mut resolution = None;
+        self.fetch_if(&parsed, creds, |repo, refs| {
+            let r = revision::resolve(revision, refs, tag_prefix);
+            let needed = match &r {
+                Ok(Resolution::Resolved(found)) => !repo_has_commit(repo, &found.sha),
+                Ok(Resolution::ShortSha(prefix)) => expand_in(repo, prefix).is_none(),
+                Err(_) => false,
+            };
+            resolution = Some(r);
+            needed
+        })?;
+        let not_found = || Error::Revision {
+            url: parsed.to_string(),
+            source: revision::Error::NotFound {
+                revision: revision.to_string(),
+            },
+        };
+        let resolution = resolution
+            .ok_or_else(not_found)?
+            .map_err(|source| Error::Revision {
                 url: parsed.to_string(),
                 source,
             })?;
         let resolved = match resolution {
-            Resolution::Resolved(r) => {
-                if !self.has_commit(&parsed, &r.sha)? {
-                    self.fetch(url, creds)?;
-                }
-                r
-            }
+            Resolution::Resolved(r) => r,
             Resolution::ShortSha(prefix) => {
-                let sha = match self.expand_short_sha(&parsed, &prefix)? {
-                    Some(sha) => sha,
-                    None => {
-                        self.fetch(url, creds)?;
-                        self.expand_short_sha(&parsed, &prefix)?
-                            .ok_or_else(|| Error::Revision {
-                                url: parsed.to_string(),
-                                source: revision::Error::NotFound {
-                                    revision: revision.to_string(),
-                                },
-                            })?
-                    }
-                };
+                let sha = self
+                    .with_repo(&parsed, |repo| Ok(expand_in(repo, &prefix)))?
+                    .ok_or_else(not_found)?;
                 Resolved {
                     sha,
                     ref_name: None,
@@ -368,26 +391,6 @@ impl RepoCache {
         let _shared = lock.read().unwrap_or_else(|p| p.into_inner());
         let repo = self.open(url)?;
         f(&repo)
-    }
-
-    fn has_commit(&self, url: &RepoUrl, sha: &str) -> Result<bool> {
-        self.with_repo(url, |repo| {
-            let Ok(id) = gix::ObjectId::from_hex(sha.as_bytes()) else {
-                return Ok(false);
-            };
-            Ok(repo.find_commit(id).is_ok())
-        })
-    }
-
-    fn expand_short_sha(&self, url: &RepoUrl, prefix: &str) -> Result<Option<String>> {
-        self.with_repo(url, |repo| match repo.rev_parse_single(prefix) {
-            Ok(id) => Ok(id
-                .object()
-                .ok()
-                .and_then(|o| o.peel_to_commit().ok())
-                .map(|c| c.id.to_string())),
-            Err(_) => Ok(None),
-        })
     }
 
     /// Author, committer, time, message and signature of a cached commit.
@@ -615,6 +618,19 @@ impl RepoCache {
         gix::open_opts(self.repo_dir(url), gix::open::Options::isolated())
             .map_err(|e| cache_error(url, &e))
     }
+}
+
+fn repo_has_commit(repo: &gix::Repository, sha: &str) -> bool {
+    gix::ObjectId::from_hex(sha.as_bytes()).is_ok_and(|id| repo.find_commit(id).is_ok())
+}
+
+fn expand_in(repo: &gix::Repository, prefix: &str) -> Option<String> {
+    let id = repo.rev_parse_single(prefix).ok()?;
+    id.object()
+        .ok()?
+        .peel_to_commit()
+        .ok()
+        .map(|c| c.id.to_string())
 }
 
 /// A crash during a fetch can leave `*.lock` files behind, which would make
