@@ -257,9 +257,8 @@ impl RepoCache {
     ) -> Result<(Option<FetchOutcome>, Vec<RemoteRef>)> {
         let lock = self.lock_for(&url.cache_key());
         let _exclusive = lock.write().unwrap_or_else(|p| p.into_inner());
-        self.init_if_needed(url)?;
         remove_stale_locks(&self.repo_dir(url));
-        let repo = self.open(url)?;
+        let repo = self.open_exclusive(url)?;
         let session = Session::new(&self.root, url, creds, &self.options)?;
         let repo = session.configure(repo, url)?;
         let remote = repo
@@ -387,6 +386,15 @@ impl RepoCache {
         f: impl FnOnce(&gix::Repository) -> Result<T>,
     ) -> Result<T> {
         let lock = self.lock_for(&url.cache_key());
+        {
+            // The common case: the entry is there and opens.
+            let _shared = lock.read().unwrap_or_else(|p| p.into_inner());
+            if self.repo_dir(url).join(READY_MARKER).exists()
+                && let Ok(repo) = self.open(url)
+            {
+                return f(&repo);
+            }
+        }
         self.ensure_ready(url, &lock)?;
         let _shared = lock.read().unwrap_or_else(|p| p.into_inner());
         let repo = self.open(url)?;
@@ -610,6 +618,18 @@ impl RepoCache {
         fs::File::create(tmp.join(READY_MARKER)).map_err(io("write marker"))?;
         fs::rename(&tmp, &dir).map_err(io(format!("rename into {}", dir.display())))?;
         Ok(())
+    }
+
+    /// Opens the entry, creating or re-creating it as needed; the caller
+    /// holds the entry's exclusive lock.
+    fn open_exclusive(&self, url: &RepoUrl) -> Result<gix::Repository> {
+        if self.repo_dir(url).join(READY_MARKER).exists()
+            && let Ok(repo) = self.open(url)
+        {
+            return Ok(repo);
+        }
+        self.init_if_needed(url)?;
+        self.open(url)
     }
 
     /// Opens the entry; the caller holds its lock (shared or exclusive)
