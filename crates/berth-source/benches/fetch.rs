@@ -46,33 +46,28 @@ fn main() {
     let mut stream = Vec::new();
     let mut when = 1_700_000_000u64;
     writeln!(stream, "commit refs/heads/main\ncommitter Bench <bench@berth.invalid> {when} +0000\ndata 4\ninit\nfrom refs/heads/main^0").unwrap();
-    for f in 0..FILES {
+    // One file modification in fast-import's syntax: file `f` at version `v`.
+    let modify = |stream: &mut Vec<u8>, f: usize, v: usize| {
         let body = format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{f}\ndata:\n  v: \"0\"\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{f}\ndata:\n  v: \"{v}\"\n"
         );
+        let path = format!("apps/app-{:03}/cm-{f:04}.yaml", f % 100);
         writeln!(
             stream,
-            "M 100644 inline apps/app-{:03}/cm-{f:04}.yaml\ndata {}\n{body}",
-            f % 100,
+            "M 100644 inline {path}\ndata {}\n{body}",
             body.len()
         )
         .unwrap();
+    };
+    for f in 0..FILES {
+        modify(&mut stream, f, 0);
     }
     for c in 1..COMMITS {
         when += 60;
         let f = c % FILES;
         let msg = format!("change {c}");
-        let body = format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{f}\ndata:\n  v: \"{c}\"\n"
-        );
         writeln!(stream, "commit refs/heads/main\ncommitter Bench <bench@berth.invalid> {when} +0000\ndata {}\n{msg}", msg.len()).unwrap();
-        writeln!(
-            stream,
-            "M 100644 inline apps/app-{:03}/cm-{f:04}.yaml\ndata {}\n{body}",
-            f % 100,
-            body.len()
-        )
-        .unwrap();
+        modify(&mut stream, f, c);
     }
     let mut fi = Command::new("git")
         .current_dir(&repo.work)

@@ -369,19 +369,27 @@ fn commit_paths(v: &Value, complete: bool) -> Option<Vec<String>> {
     Some(paths)
 }
 
-fn github_like(provider: Provider, body: &[u8]) -> Result<PushEvent, Error> {
-    let v = json(provider, body)?;
-    let ref_name = v
-        .get("ref")
+/// The `ref` a push payload names.
+fn pushed_ref(provider: Provider, v: &Value) -> Result<&str, Error> {
+    v.get("ref")
         .and_then(Value::as_str)
         .ok_or_else(|| Error::BadPayload {
             provider,
             reason: "no `ref` field".into(),
-        })?;
-    let count = v
-        .get("commits")
+        })
+}
+
+/// How many commits the payload lists.
+fn listed_commits(v: &Value) -> usize {
+    v.get("commits")
         .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+        .map_or(0, Vec::len)
+}
+
+fn github_like(provider: Provider, body: &[u8]) -> Result<PushEvent, Error> {
+    let v = json(provider, body)?;
+    let ref_name = pushed_ref(provider, &v)?;
+    let count = listed_commits(&v);
     // GitHub lists at most 20 commits; a push of more is cut short.
     let complete = count < 20
         && v.get("size")
@@ -407,17 +415,8 @@ fn github_like(provider: Provider, body: &[u8]) -> Result<PushEvent, Error> {
 fn gitlab(body: &[u8]) -> Result<PushEvent, Error> {
     let provider = Provider::GitLab;
     let v = json(provider, body)?;
-    let ref_name = v
-        .get("ref")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::BadPayload {
-            provider,
-            reason: "no `ref` field".into(),
-        })?;
-    let listed = v
-        .get("commits")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let ref_name = pushed_ref(provider, &v)?;
+    let listed = listed_commits(&v);
     let total = v
         .get("total_commits_count")
         .and_then(Value::as_u64)
