@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need, when missing: real servers
-# for the Git transports (lighttpd for smart HTTP, openssh-server for SSH)
-# and the clients tests drive (git, gpg, ssh-keygen). Debian's packages, as
-# root (CI runs as root); prints what it would install otherwise.
+# for the Git transports (lighttpd with TLS for smart HTTP(S), openssh-server
+# for SSH) and the clients tests drive (git, gpg, ssh-keygen, openssl).
+# Debian's packages, as root (CI runs as root); otherwise it says what to
+# install.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,8 @@ command -v gpg >/dev/null || need+=(gnupg)
 command -v ssh >/dev/null || need+=(openssh-client)
 [[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
 [[ -x /usr/sbin/lighttpd ]] || need+=(lighttpd)
+[[ -e /usr/lib/lighttpd/mod_openssl.so ]] || need+=(lighttpd-mod-openssl)
+command -v openssl >/dev/null || need+=(openssl)
 
 if (( ${#need[@]} == 0 )); then
   echo "==> system packages: all present" >&2

@@ -88,8 +88,7 @@ fn main() {
     let daemon = git_daemon(&fixture).unwrap();
     let url = format!("git://127.0.0.1:{}/big.git", daemon.port);
     let tmp = TempDir::new("berth-bench").unwrap();
-    let cache =
-        RepoCache::new(tmp.path().join("cache"), CacheOptions { known_hosts: None }).unwrap();
+    let cache = RepoCache::new(tmp.path().join("cache"), CacheOptions::default()).unwrap();
 
     // Cold: first fetch of the whole repository.
     let t = Instant::now();

@@ -106,12 +106,15 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 }
 
 /// Settings of the cache.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CacheOptions {
     /// `known_hosts` file for SSH host-key checking (Argo CD keeps it in
     /// the `argocd-ssh-known-hosts-cm` ConfigMap). Without one, SSH
     /// connections fail unless the credentials say `insecure`.
     pub known_hosts: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for HTTPS, per host name (Argo CD
+    /// keeps them in the `argocd-tls-certs-cm` ConfigMap, one key per host).
+    pub tls_certs: std::collections::HashMap<String, String>,
 }
 
 /// Who and what a commit is.
@@ -225,7 +228,7 @@ impl RepoCache {
         let connection = remote
             .connect(gix::remote::Direction::Fetch)
             .map_err(|e| session.error("connect to", &url, &e))?;
-        let connection = session.authenticate(connection, &url)?;
+        let connection = session.authenticate(connection, &repo, &url)?;
         let (map, _) = connection
             .ref_map(
                 gix::progress::Discard,
@@ -273,7 +276,7 @@ impl RepoCache {
         let connection = remote
             .connect(gix::remote::Direction::Fetch)
             .map_err(|e| session.error("connect to", url, &e))?;
-        let connection = session.authenticate(connection, url)?;
+        let connection = session.authenticate(connection, &repo, url)?;
         // All refs, HEAD included: the revision may name any of them.
         let options = gix::remote::ref_map::Options {
             prefix_from_spec_as_filter_on_remote: false,
@@ -684,6 +687,30 @@ struct Session {
     ssh_stderr: Option<PathBuf>,
     username: Option<String>,
     password: Option<String>,
+    https: Option<HttpsSettings>,
+}
+
+/// What HTTPS needs beyond a user name and password.
+#[derive(Default)]
+struct HttpsSettings {
+    bearer_token: Option<String>,
+    ca_pem: Option<String>,
+    client_cert_pem: Option<String>,
+    client_key_pem: Option<String>,
+    insecure: bool,
+    proxy: Option<String>,
+    force_basic: bool,
+}
+
+impl HttpsSettings {
+    fn is_empty(&self) -> bool {
+        self.bearer_token.is_none()
+            && self.ca_pem.is_none()
+            && self.client_cert_pem.is_none()
+            && !self.insecure
+            && self.proxy.is_none()
+            && !self.force_basic
+    }
 }
 
 impl Session {
@@ -699,6 +726,7 @@ impl Session {
             ssh_stderr: None,
             username: None,
             password: None,
+            https: None,
         };
         match url.transport {
             Transport::Ssh => {
@@ -754,6 +782,22 @@ impl Session {
                         session.username = Some("x-access-token".into());
                     }
                 }
+                let settings = HttpsSettings {
+                    bearer_token: creds
+                        .and_then(|c| c.bearer_token.as_ref())
+                        .map(|t| t.expose().to_string()),
+                    ca_pem: options.tls_certs.get(&url.host).cloned(),
+                    client_cert_pem: creds.and_then(|c| c.tls_client_cert_data.clone()),
+                    client_key_pem: creds
+                        .and_then(|c| c.tls_client_cert_key.as_ref())
+                        .map(|k| k.expose().to_string()),
+                    insecure: creds.is_some_and(|c| c.insecure),
+                    proxy: creds.and_then(|c| c.proxy.clone()),
+                    force_basic: creds.is_some_and(|c| c.force_http_basic_auth),
+                };
+                if !settings.is_empty() {
+                    session.https = Some(settings);
+                }
             }
             Transport::Git | Transport::File => {}
         }
@@ -783,11 +827,12 @@ impl Session {
     fn authenticate<'a, 'r, T: gix::protocol::transport::client::blocking_io::Transport>(
         &self,
         connection: gix::remote::Connection<'a, 'static, 'r, T>,
-        _url: &RepoUrl,
+        repo: &gix::Repository,
+        url: &RepoUrl,
     ) -> Result<gix::remote::Connection<'a, 'static, 'r, T>> {
         let username = self.username.clone();
         let password = self.password.clone();
-        Ok(connection.with_credentials(move |action| {
+        let mut connection = connection.with_credentials(move |action| {
             use gix::credentials::helper::Action;
             Ok(match action {
                 Action::Get(ctx) => match (&username, &password) {
@@ -803,7 +848,99 @@ impl Session {
                 },
                 Action::Store(_) | Action::Erase(_) => None,
             })
-        }))
+        });
+        if let Some(https) = &self.https {
+            connection = connection.with_transport_options(self.http_options(https, repo, url)?);
+        }
+        Ok(connection)
+    }
+
+    /// gix's HTTP options, with what the repository Secret and the TLS
+    /// settings ask for: a bearer token header, extra CA certificates, a
+    /// client certificate, a proxy, or no certificate verification.
+    fn http_options(
+        &self,
+        https: &HttpsSettings,
+        repo: &gix::Repository,
+        url: &RepoUrl,
+    ) -> Result<Box<dyn std::any::Any>> {
+        use gix::protocol::transport::client::blocking_io::http;
+        let config = |message: String| Error::Cache {
+            url: url.to_string(),
+            message,
+        };
+        let mut options: http::Options = repo
+            .transport_options(url.for_git().as_str(), None)
+            .ok()
+            .flatten()
+            .and_then(|o| o.downcast::<http::Options>().ok())
+            .map(|o| *o)
+            .unwrap_or_default();
+        if let Some(token) = &https.bearer_token {
+            options
+                .extra_headers
+                .push(format!("Authorization: Bearer {token}"));
+        }
+        if https.force_basic
+            && let (Some(u), Some(p)) = (&self.username, &self.password)
+        {
+            use base64_engine::encode;
+            options.extra_headers.push(format!(
+                "Authorization: Basic {}",
+                encode(format!("{u}:{p}").as_bytes())
+            ));
+        }
+        let ca = match &https.ca_pem {
+            Some(pem) => Some(
+                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+                    config(format!(
+                        "the TLS certificates for {} are not valid PEM: {e}",
+                        url.host
+                    ))
+                })?,
+            ),
+            None => None,
+        };
+        let identity = match (&https.client_cert_pem, &https.client_key_pem) {
+            (Some(cert), Some(key)) => Some(
+                reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
+                    .map_err(|e| config(format!("tlsClientCertData/tlsClientCertKey are not a valid PEM certificate and key: {e}")))?,
+            ),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(config("tlsClientCertData and tlsClientCertKey must be given together".into()));
+            }
+            (None, None) => None,
+        };
+        let proxy = match &https.proxy {
+            Some(p) => Some(
+                reqwest::Proxy::all(p)
+                    .map_err(|e| config(format!("proxy {}: {e}", repo_url::redact(p))))?,
+            ),
+            None => None,
+        };
+        let insecure = https.insecure;
+        let configure = move |mut builder: reqwest::blocking::ClientBuilder| {
+            if let Some(ca) = &ca {
+                builder = builder.tls_certs_merge([ca.clone()].into_iter().flatten());
+            }
+            if let Some(identity) = &identity {
+                builder = builder.identity(identity.clone());
+            }
+            if let Some(proxy) = &proxy {
+                builder = builder.proxy(proxy.clone());
+            }
+            if insecure {
+                builder = builder.tls_danger_accept_invalid_certs(true);
+            }
+            Ok(builder)
+        };
+        options.backend = Some(std::sync::Arc::new(std::sync::Mutex::new(
+            http::reqwest::Options {
+                configure_client: Some(Box::new(configure)),
+                configure_request: None,
+            },
+        )));
+        Ok(Box::new(options))
     }
 }
 
@@ -837,6 +974,31 @@ impl Drop for Session {
         for path in [&self.key_file, &self.ssh_stderr].into_iter().flatten() {
             let _ = fs::remove_file(path);
         }
+    }
+}
+
+/// Standard base64, for a basic-auth header sent up front.
+mod base64_engine {
+    pub fn encode(input: &[u8]) -> String {
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+        for chunk in input.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
     }
 }
 

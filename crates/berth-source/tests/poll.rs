@@ -17,9 +17,8 @@ fn a_hundred_apps_on_one_repository_cost_one_request_per_interval() {
     let daemon = git_daemon(&fixture).unwrap();
     let url = format!("git://127.0.0.1:{}/mono.git", daemon.port);
     let tmp = TempDir::new("berth-poll").unwrap();
-    let cache = Arc::new(
-        RepoCache::new(tmp.path().join("cache"), CacheOptions { known_hosts: None }).unwrap(),
-    );
+    let cache =
+        Arc::new(RepoCache::new(tmp.path().join("cache"), CacheOptions::default()).unwrap());
     // Long enough that the whole test runs inside one interval.
     let poller = Arc::new(RefPoller::new(cache, Duration::from_secs(3600)));
 
@@ -73,9 +72,8 @@ fn failures_are_remembered_for_the_interval() {
     let url = format!("git://127.0.0.1:{}/flaky.git", daemon.port);
     daemon.stop();
     let tmp = TempDir::new("berth-poll").unwrap();
-    let cache = Arc::new(
-        RepoCache::new(tmp.path().join("cache"), CacheOptions { known_hosts: None }).unwrap(),
-    );
+    let cache =
+        Arc::new(RepoCache::new(tmp.path().join("cache"), CacheOptions::default()).unwrap());
     let poller = RefPoller::new(cache, Duration::from_secs(3600));
     for _ in 0..20 {
         assert!(poller.refs(&url, None).is_err());

@@ -8,7 +8,7 @@ use berth_source::creds::{Credentials, SecretString};
 use berth_source::repo::{CacheOptions, EntryKind, Error, RepoCache};
 use berth_source::revision::RevisionKind;
 use berth_source::url::RepoUrl;
-use berth_testenv::git::{GitFixture, TempDir, git_daemon, git_http, git_ssh};
+use berth_testenv::git::{GitFixture, TempDir, git_daemon, git_http, git_https, git_ssh};
 
 const APP: &[(&str, &str)] = &[
     ("apps/web/deployment.yaml", "kind: Deployment\n"),
@@ -18,7 +18,7 @@ const APP: &[(&str, &str)] = &[
 ];
 
 fn cache(dir: &TempDir) -> RepoCache {
-    RepoCache::new(dir.path().join("cache"), CacheOptions { known_hosts: None }).unwrap()
+    RepoCache::new(dir.path().join("cache"), CacheOptions::default()).unwrap()
 }
 
 fn basic(user: &str, password: &str) -> Credentials {
@@ -158,6 +158,7 @@ fn ssh_with_a_private_key_and_host_key_checking() {
         tmp.path().join("a"),
         CacheOptions {
             known_hosts: Some(ssh.known_hosts.clone()),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -173,7 +174,7 @@ fn ssh_with_a_private_key_and_host_key_checking() {
     assert_eq!(files.len(), 2);
 
     // No known host key: refused, and the message says what to do.
-    let strict = RepoCache::new(tmp.path().join("b"), CacheOptions { known_hosts: None }).unwrap();
+    let strict = RepoCache::new(tmp.path().join("b"), CacheOptions::default()).unwrap();
     let err = strict
         .ls_remote(&url, Some(&creds))
         .unwrap_err()
@@ -469,5 +470,103 @@ fn many_callers_share_one_repository_safely() {
     assert_eq!(
         cache.resolve(&url, None, "main", "").unwrap().resolved.sha,
         head
+    );
+}
+
+#[test]
+fn https_with_a_private_ca_bearer_tokens_and_client_certificates() {
+    let fixture = GitFixture::new().unwrap();
+    let repo = fixture.create_repo("tls", APP).unwrap();
+    let head = repo.git(&["rev-parse", "HEAD"]).unwrap();
+    let https = git_https(&fixture, "bot", "pw", "t0ken").unwrap();
+    let port = https.server.port;
+    let tmp = TempDir::new("berth-cache").unwrap();
+    let trusting = RepoCache::new(
+        tmp.path().join("trusting"),
+        CacheOptions {
+            tls_certs: [("127.0.0.1".to_string(), https.ca_pem.clone())].into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let plain = RepoCache::new(tmp.path().join("plain"), CacheOptions::default()).unwrap();
+
+    // The server's CA is trusted for its host: basic auth over TLS works.
+    let url = format!("https://127.0.0.1:{port}/git/tls.git");
+    assert_eq!(
+        trusting
+            .resolve(&url, Some(&basic("bot", "pw")), "main", "")
+            .unwrap()
+            .resolved
+            .sha,
+        head
+    );
+
+    // Without that CA the certificate is refused, unless `insecure` is set.
+    let anon = format!("https://127.0.0.1:{port}/anon/tls.git");
+    let err = plain.ls_remote(&anon, None).unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let insecure = Credentials {
+        insecure: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        plain
+            .resolve(&anon, Some(&insecure), "main", "")
+            .unwrap()
+            .resolved
+            .sha,
+        head
+    );
+
+    // Bearer tokens.
+    let bearer = format!("https://127.0.0.1:{port}/bearer/tls.git");
+    let token = |t: &str| Credentials {
+        bearer_token: Some(SecretString::new(t)),
+        ..Default::default()
+    };
+    assert_eq!(
+        trusting
+            .resolve(&bearer, Some(&token("t0ken")), "main", "")
+            .unwrap()
+            .resolved
+            .sha,
+        head
+    );
+    let err = trusting
+        .ls_remote(&bearer, Some(&token("wrong")))
+        .unwrap_err();
+    assert!(matches!(err, Error::Auth { .. }), "{err:?}");
+
+    // Client certificates.
+    let mtls = format!("https://127.0.0.1:{}/anon/tls.git", https.mtls_port);
+    let cert = Credentials {
+        tls_client_cert_data: Some(https.client_cert_pem.clone()),
+        tls_client_cert_key: Some(SecretString::new(https.client_key_pem.clone())),
+        ..Default::default()
+    };
+    assert_eq!(
+        trusting
+            .resolve(&mtls, Some(&cert), "main", "")
+            .unwrap()
+            .resolved
+            .sha,
+        head
+    );
+    assert!(
+        trusting.ls_remote(&mtls, None).is_err(),
+        "no client certificate, no access"
+    );
+    let half = Credentials {
+        tls_client_cert_data: Some(https.client_cert_pem.clone()),
+        ..Default::default()
+    };
+    let err = trusting
+        .ls_remote(&mtls, Some(&half))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tlsClientCertData and tlsClientCertKey must be given together"),
+        "{err}"
     );
 }

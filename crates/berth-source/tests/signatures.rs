@@ -91,8 +91,7 @@ fn openpgp_signed_commits_are_checked_against_the_project_keys() {
         &[("GNUPGHOME", &home)],
         "signed",
     );
-    let cache =
-        RepoCache::new(tmp.path().join("cache"), CacheOptions { known_hosts: None }).unwrap();
+    let cache = RepoCache::new(tmp.path().join("cache"), CacheOptions::default()).unwrap();
     let url = repo.bare.display().to_string();
     let info = cache.resolve(&url, None, "main", "").unwrap().commit;
     assert_eq!(info.sha, signed);
@@ -209,8 +208,7 @@ fn ssh_signed_commits_are_checked_against_allowed_signers() {
         &[],
         "ssh-signed",
     );
-    let cache =
-        RepoCache::new(tmp.path().join("cache"), CacheOptions { known_hosts: None }).unwrap();
+    let cache = RepoCache::new(tmp.path().join("cache"), CacheOptions::default()).unwrap();
     let url = repo.bare.display().to_string();
     let info = cache.resolve(&url, None, "main", "").unwrap().commit;
     assert_eq!(info.sha, signed);

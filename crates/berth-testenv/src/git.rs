@@ -366,6 +366,200 @@ auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "
     })
 }
 
+/// lighttpd serving `git http-backend` over HTTPS with a certificate from a
+/// CA of its own, on two ports: `port` asks no client certificate, and
+/// serves `/git/NAME.git` (basic authentication), `/anon/NAME.git` and
+/// `/bearer/NAME.git` (needs `Authorization: Bearer TOKEN`); `mtls_port`
+/// requires a client certificate signed by the same CA, on `/anon/...`.
+#[derive(Debug)]
+pub struct HttpsServer {
+    /// The server (its `port` is the one without client certificates).
+    pub server: Server,
+    /// The port that requires a client certificate.
+    pub mtls_port: u16,
+    /// The CA certificate (PEM) that signed the server and client certificates.
+    pub ca_pem: String,
+    /// A client certificate (PEM) the mTLS port accepts.
+    pub client_cert_pem: String,
+    /// Its private key (PEM).
+    pub client_key_pem: String,
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .map_err(|e| Error::io("run openssl", e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::io(
+            format!("openssl {}", args.join(" ")),
+            std::io::Error::other(String::from_utf8_lossy(&out.stderr).to_string()),
+        ))
+    }
+}
+
+/// Starts [`HttpsServer`] for the fixture's repositories.
+pub fn git_https(
+    fixture: &GitFixture,
+    user: &str,
+    password: &str,
+    bearer_token: &str,
+) -> Result<HttpsServer> {
+    let (port, mtls_port) = (free_port()?, free_port()?);
+    let dir = fixture.dir().join(format!("https-{port}"));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create https dir", e))?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=berth-test-ca",
+            ],
+        ]
+        .concat(),
+    )?;
+    for (name, usage, san) in [
+        (
+            "server",
+            "serverAuth",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        ),
+        ("client", "clientAuth", ""),
+    ] {
+        openssl(
+            &dir,
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    &format!("/CN=berth-test-{name}"),
+                ],
+            ]
+            .concat(),
+        )?;
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            format!("{san}extendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n"),
+        )
+        .map_err(|e| Error::io("write ext", e))?;
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.crt"),
+                "-days",
+                "30",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        )?;
+    }
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f)).map_err(|e| Error::io(format!("read {f}"), e))
+    };
+    let users = dir.join("users");
+    std::fs::write(&users, format!("{user}:{password}\n"))
+        .map_err(|e| Error::io("write users", e))?;
+    let backend = git_exec_path()?.join("git-http-backend");
+    let srv = fixture.served_dir();
+    let conf = format!(
+        r#"server.document-root = "{srv}"
+server.port = {port}
+server.bind = "127.0.0.1"
+server.errorlog = "{dir}/error.log"
+server.modules = ("mod_access", "mod_alias", "mod_setenv", "mod_cgi", "mod_auth", "mod_authn_file", "mod_openssl")
+ssl.engine = "enable"
+ssl.pemfile = "{dir}/server.crt"
+ssl.privkey = "{dir}/server.key"
+$SERVER["socket"] == "127.0.0.1:{mtls_port}" {{
+  ssl.engine = "enable"
+  ssl.pemfile = "{dir}/server.crt"
+  ssl.privkey = "{dir}/server.key"
+  ssl.ca-file = "{dir}/ca.crt"
+  ssl.verifyclient.activate = "enable"
+  ssl.verifyclient.enforce = "enable"
+}}
+alias.url = ("/git" => "{backend}", "/anon" => "{backend}", "/bearer" => "{backend}")
+$HTTP["url"] =~ "^/(git|anon|bearer)" {{
+  cgi.assign = ("" => "")
+  setenv.set-environment = ("GIT_PROJECT_ROOT" => "{srv}", "GIT_HTTP_EXPORT_ALL" => "")
+}}
+$HTTP["url"] =~ "^/bearer" {{
+  $REQUEST_HEADER["Authorization"] != "Bearer {bearer_token}" {{
+    url.access-deny = ("")
+  }}
+}}
+auth.backend = "plain"
+auth.backend.plain.userfile = "{users}"
+auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
+"#,
+        srv = srv.display(),
+        dir = dir.display(),
+        backend = backend.display(),
+        users = users.display(),
+    );
+    let conf_path = dir.join("lighttpd.conf");
+    std::fs::write(&conf_path, conf).map_err(|e| Error::io("write lighttpd.conf", e))?;
+    let mut child = Command::new(find_sbin("lighttpd")?)
+        .arg("-D")
+        .arg("-f")
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("start lighttpd", e))?;
+    wait_for_port(port, &mut child, "lighttpd (https)")?;
+    wait_for_port(
+        mtls_port,
+        &mut child,
+        "lighttpd (https, client certificates)",
+    )?;
+    Ok(HttpsServer {
+        server: Server {
+            child,
+            port,
+            log: None,
+        },
+        mtls_port,
+        ca_pem: read("ca.crt")?,
+        client_cert_pem: read("client.crt")?,
+        client_key_pem: read("client.key")?,
+    })
+}
+
 /// An sshd on a loopback port with its own host key, accepting one client
 /// key for the current user.
 #[derive(Debug)]
