@@ -570,3 +570,37 @@ fn https_with_a_private_ca_bearer_tokens_and_client_certificates() {
         "{err}"
     );
 }
+
+#[test]
+fn a_server_dying_mid_fetch_leaves_the_cache_usable() {
+    let fixture = GitFixture::new().unwrap();
+    // Enough incompressible content that the pack outlasts the cut.
+    let big: String = (0..200_000u64)
+        .map(|i| format!("{:x}", i.wrapping_mul(0x9E3779B97F4A7C15)))
+        .collect();
+    let repo = fixture
+        .create_repo("midway", &[("small.txt", "1")])
+        .unwrap();
+    let first = repo.git(&["rev-parse", "HEAD"]).unwrap();
+    let daemon = git_daemon(&fixture).unwrap();
+    let direct = format!("git://127.0.0.1:{}/midway.git", daemon.port);
+    let tmp = TempDir::new("berth-cache").unwrap();
+    let cache = cache(&tmp);
+    cache.fetch(&direct, None).unwrap();
+
+    let second = repo.commit(&[("big.txt", &big)], "big").unwrap();
+    repo.push("main").unwrap();
+    let proxy = berth_testenv::git::CuttingProxy::start(daemon.port, 64 * 1024).unwrap();
+    let cut = format!("git://127.0.0.1:{}/midway.git", proxy.port);
+    let err = cache.resolve(&cut, None, "main", "").unwrap_err();
+    assert!(matches!(err, Error::Remote { .. }), "{err:?}");
+
+    // What was there before is intact, and the next fetch completes.
+    assert_eq!(cache.read_file(&direct, &first, "small.txt").unwrap(), b"1");
+    let rev = cache.resolve(&direct, None, "main", "").unwrap();
+    assert_eq!(rev.resolved.sha, second);
+    assert_eq!(
+        cache.read_file(&direct, &second, "big.txt").unwrap().len(),
+        big.len()
+    );
+}

@@ -679,3 +679,83 @@ fn find_sbin(name: &str) -> Result<PathBuf> {
         build_command: "scripts/install-deps.sh",
     })
 }
+
+/// A TCP proxy on a loopback port that forwards to `target_port` and cuts
+/// every connection after relaying `cut_after` bytes from the server: a
+/// server dying in the middle of a transfer, reproduced for real.
+#[derive(Debug)]
+pub struct CuttingProxy {
+    /// The proxy's port.
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    /// Starts the proxy.
+    pub fn start(target_port: u16, cut_after: usize) -> Result<CuttingProxy> {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("bind proxy", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::io("proxy address", e))?
+            .port();
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("proxy nonblocking", e))?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let (Ok(mut c_read), Ok(mut s_write)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
+                // Client to server: relay everything.
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 || s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                // Server to client: relay up to the cut, then drop both.
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    let mut sent = 0;
+                    while sent < cut_after {
+                        let want = buf.len().min(cut_after - sent);
+                        match s_read.read(&mut buf[..want]) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if c_write.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                                sent += n;
+                            }
+                        }
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                    let _ = s_read.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Ok(CuttingProxy { port, stop })
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
