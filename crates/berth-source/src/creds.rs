@@ -39,6 +39,14 @@ pub enum Error {
         /// The value found (never a secret value).
         value: String,
     },
+    /// A manifest file could not be read as Secrets.
+    #[error("{source_name}: {reason}")]
+    Manifest {
+        /// The file (or other source) and, where known, the document.
+        source_name: String,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
     /// The label is not one this module handles.
     #[error(
         "secret {secret}: label {SECRET_TYPE_LABEL}={value:?} is not `repository` or `repo-creds`"
@@ -218,6 +226,87 @@ impl RepoSecret {
     }
 }
 
+/// Reads repository Secrets from Kubernetes manifests (YAML, several
+/// documents allowed), for running without a cluster: the same Secrets Argo
+/// CD keeps, in a file. Documents that are not Secrets labelled
+/// `repository` or `repo-creds` are skipped; `data` is base64 as in
+/// Kubernetes, `stringData` plain text and takes precedence.
+///
+/// `source_name` names the file in errors; secret values never appear in them.
+pub fn load_manifests(source_name: &str, text: &str) -> Result<Vec<RepoSecret>, Error> {
+    use base64::Engine;
+    let manifest_error = |doc: usize, reason: String| Error::Manifest {
+        source_name: format!("{source_name} (document {})", doc + 1),
+        reason,
+    };
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| Error::Manifest {
+            source_name: source_name.to_string(),
+            reason: format!("not valid YAML: {e}"),
+        })?;
+    let mut secrets = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if doc.is_null() {
+            continue;
+        }
+        let Some(obj) = doc.as_object() else {
+            return Err(manifest_error(
+                i,
+                "expected a Kubernetes object (a mapping)".into(),
+            ));
+        };
+        if obj.get("kind").and_then(|k| k.as_str()) != Some("Secret") {
+            continue;
+        }
+        let meta = obj.get("metadata");
+        let label = meta
+            .and_then(|m| m.pointer(&format!("/labels/{}", SECRET_TYPE_LABEL.replace('/', "~1"))))
+            .and_then(|v| v.as_str());
+        let Some(label) = label.filter(|l| *l == "repository" || *l == "repo-creds") else {
+            continue;
+        };
+        let name = meta
+            .and_then(|m| m.get("name"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let namespace = meta
+            .and_then(|m| m.get("namespace"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("argocd");
+        let id = format!("{namespace}/{name}");
+        let mut data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        if let Some(map) = obj.get("data").and_then(|d| d.as_object()) {
+            for (key, value) in map {
+                let text = value.as_str().ok_or_else(|| {
+                    manifest_error(i, format!("secret {id}: data.{key} must be a string"))
+                })?;
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|_| manifest_error(i, format!("secret {id}: data.{key} is not base64 (use stringData for plain text)")))?;
+                data.insert(key.clone(), decoded);
+            }
+        }
+        if let Some(map) = obj.get("stringData").and_then(|d| d.as_object()) {
+            for (key, value) in map {
+                let text = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => {
+                        return Err(manifest_error(
+                            i,
+                            format!("secret {id}: stringData.{key} must be a string"),
+                        ));
+                    }
+                };
+                data.insert(key.clone(), text.into_bytes());
+            }
+        }
+        secrets.push(RepoSecret::from_data(&id, label, &data)?);
+    }
+    Ok(secrets)
+}
+
 /// All known credentials Secrets; answers "which credentials for this URL".
 #[derive(Debug, Clone, Default)]
 pub struct CredentialStore {
@@ -305,6 +394,104 @@ mod tests {
 
     fn secret(kind: &str, pairs: &[(&str, &str)]) -> RepoSecret {
         RepoSecret::from_data("argocd/s", kind, &data(pairs)).unwrap()
+    }
+
+    #[test]
+    fn loads_secrets_from_manifests() {
+        let yaml = r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: private-repo
+  namespace: argocd
+  labels:
+    argocd.argoproj.io/secret-type: repository
+stringData:
+  url: https://git.example/org/app
+  username: bot
+  insecure: true
+data:
+  password: aHVudGVyMg==
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: unrelated
+data:
+  x: eQ==
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: org-creds
+  labels: {argocd.argoproj.io/secret-type: repo-creds}
+stringData:
+  url: https://git.example/org
+  sshPrivateKey: |
+    -----BEGIN OPENSSH PRIVATE KEY-----
+    abc
+    -----END OPENSSH PRIVATE KEY-----
+"#;
+        let secrets = load_manifests("repos.yaml", yaml).unwrap();
+        assert_eq!(secrets.len(), 2);
+        assert_eq!(secrets[0].secret, "argocd/private-repo");
+        assert_eq!(
+            secrets[0]
+                .credentials
+                .password
+                .as_ref()
+                .map(SecretString::expose),
+            Some("hunter2")
+        );
+        assert!(secrets[0].credentials.insecure);
+        assert_eq!(secrets[1].kind, SecretKind::RepoCreds);
+        assert!(
+            secrets[1]
+                .credentials
+                .ssh_private_key
+                .as_ref()
+                .unwrap()
+                .expose()
+                .ends_with("KEY-----\n")
+        );
+        let store = CredentialStore::new(secrets);
+        assert_eq!(
+            store
+                .lookup("https://git.example/org/app.git", None)
+                .unwrap()
+                .username
+                .as_deref(),
+            Some("bot")
+        );
+    }
+
+    #[test]
+    fn manifest_errors_name_the_file_and_document() {
+        let err = load_manifests("repos.yaml", "a: [unclosed").unwrap_err();
+        assert!(
+            err.to_string().starts_with("repos.yaml: not valid YAML"),
+            "{err}"
+        );
+        let bad = "---\nkind: Secret\nmetadata:\n  name: s\n  labels: {argocd.argoproj.io/secret-type: repository}\ndata:\n  password: '%%%'\n";
+        let err = load_manifests("repos.yaml", bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "repos.yaml (document 1): secret argocd/s: data.password is not base64 (use stringData for plain text)"
+        );
+        let err = load_manifests("repos.yaml", "- just\n- a list\n").unwrap_err();
+        assert!(
+            err.to_string().contains("expected a Kubernetes object"),
+            "{err}"
+        );
+        let missing = "kind: Secret\nmetadata:\n  name: s\n  labels: {argocd.argoproj.io/secret-type: repository}\nstringData:\n  password: x\n";
+        assert_eq!(
+            load_manifests("f", missing).unwrap_err().to_string(),
+            "secret argocd/s: field `url` is required"
+        );
     }
 
     #[test]

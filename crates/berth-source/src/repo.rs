@@ -884,11 +884,11 @@ impl Session {
         if https.force_basic
             && let (Some(u), Some(p)) = (&self.username, &self.password)
         {
-            use base64_engine::encode;
-            options.extra_headers.push(format!(
-                "Authorization: Basic {}",
-                encode(format!("{u}:{p}").as_bytes())
-            ));
+            use base64::Engine;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            options
+                .extra_headers
+                .push(format!("Authorization: Basic {encoded}"));
         }
         let ca = match &https.ca_pem {
             Some(pem) => Some(
@@ -974,31 +974,6 @@ impl Drop for Session {
         for path in [&self.key_file, &self.ssh_stderr].into_iter().flatten() {
             let _ = fs::remove_file(path);
         }
-    }
-}
-
-/// Standard base64, for a basic-auth header sent up front.
-mod base64_engine {
-    pub fn encode(input: &[u8]) -> String {
-        const TABLE: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-        for chunk in input.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
     }
 }
 
