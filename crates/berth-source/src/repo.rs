@@ -136,6 +136,19 @@ pub struct CommitInfo {
     pub signed_payload: Option<Vec<u8>>,
 }
 
+/// An annotated tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagInfo {
+    /// The tag's name (without `refs/tags/`).
+    pub name: String,
+    /// The tag object's SHA.
+    pub sha: String,
+    /// The tag's signature block, armored, if it is signed.
+    pub signature: Option<String>,
+    /// The bytes the signature signs: the tag object before its signature.
+    pub signed_payload: Option<Vec<u8>>,
+}
+
 /// A resolved revision with its commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revision {
@@ -143,6 +156,8 @@ pub struct Revision {
     pub resolved: Resolved,
     /// The commit.
     pub commit: CommitInfo,
+    /// The annotated tag the revision went through, if it did.
+    pub tag: Option<TagInfo>,
 }
 
 /// A file in a tree.
@@ -380,7 +395,17 @@ impl RepoCache {
             }
         };
         let commit = self.commit_info(url, &resolved.sha)?;
-        Ok(Revision { resolved, commit })
+        let tag = match resolved.ref_name.as_deref() {
+            Some(name) if name.starts_with("refs/tags/") => {
+                self.with_repo(&parsed, |repo| Ok(tag_info_in(repo, name)))?
+            }
+            _ => None,
+        };
+        Ok(Revision {
+            resolved,
+            commit,
+            tag,
+        })
     }
 
     fn with_repo<T>(
@@ -641,6 +666,43 @@ impl RepoCache {
         gix::open_opts(self.repo_dir(url), gix::open::Options::isolated())
             .map_err(|e| cache_error(url, &e))
     }
+}
+
+/// The annotated tag a ref points to, with its signature split off the way
+/// git does: the signature block is the tail of the tag object, from a line
+/// starting `-----BEGIN ... SIGNATURE-----`.
+fn tag_info_in(repo: &gix::Repository, ref_name: &str) -> Option<TagInfo> {
+    let reference = repo.find_reference(ref_name).ok()?;
+    let id = reference.target().try_id()?.to_owned();
+    let object = repo.find_object(id).ok()?;
+    if object.kind != gix::object::Kind::Tag {
+        return None;
+    }
+    let data: &[u8] = &object.data;
+    let start = [
+        "-----BEGIN PGP SIGNATURE-----",
+        "-----BEGIN SSH SIGNATURE-----",
+    ]
+    .iter()
+    .filter_map(|marker| {
+        let m = marker.as_bytes();
+        (0..data.len().saturating_sub(m.len()) + 1)
+            .find(|&i| data[i..].starts_with(m) && (i == 0 || data[i - 1] == b'\n'))
+    })
+    .min();
+    let (signature, signed_payload) = match start {
+        Some(i) => (
+            Some(String::from_utf8_lossy(&data[i..]).to_string()),
+            Some(data[..i].to_vec()),
+        ),
+        None => (None, None),
+    };
+    Some(TagInfo {
+        name: ref_name.trim_start_matches("refs/tags/").to_string(),
+        sha: id.to_string(),
+        signature,
+        signed_payload,
+    })
 }
 
 fn repo_has_commit(repo: &gix::Repository, sha: &str) -> bool {

@@ -10,24 +10,24 @@
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
 use pgp::types::KeyDetails;
 
-use crate::repo::CommitInfo;
+use crate::repo::{CommitInfo, TagInfo};
 
 /// Why a commit is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The commit carries no signature.
-    #[error("commit {commit} is not signed, and the project requires signed commits")]
+    #[error("{object} is not signed, and the project requires signed commits")]
     Unsigned {
-        /// The commit SHA.
-        commit: String,
+        /// What was checked: `commit SHA` or `tag NAME (SHA)`.
+        object: String,
     },
     /// Signed by a key that is not in the keyring.
     #[error(
-        "commit {commit} is signed with {kind} key {key_id}, which is not a known key; import its public key"
+        "{object} is signed with {kind} key {key_id}, which is not a known key; import its public key"
     )]
     UnknownKey {
-        /// The commit SHA.
-        commit: String,
+        /// What was checked: `commit SHA` or `tag NAME (SHA)`.
+        object: String,
         /// OpenPGP or SSH.
         kind: &'static str,
         /// The key ID (OpenPGP) or fingerprint (SSH).
@@ -35,11 +35,11 @@ pub enum Error {
     },
     /// Signed by a known key that the project does not allow.
     #[error(
-        "commit {commit} is signed with {kind} key {key_id}, which is not among the project's allowed keys"
+        "{object} is signed with {kind} key {key_id}, which is not among the project's allowed keys"
     )]
     NotAllowed {
-        /// The commit SHA.
-        commit: String,
+        /// What was checked: `commit SHA` or `tag NAME (SHA)`.
+        object: String,
         /// OpenPGP or SSH.
         kind: &'static str,
         /// The key ID or fingerprint.
@@ -47,10 +47,10 @@ pub enum Error {
     },
     /// The signature does not verify (the commit was changed, or the
     /// signature is malformed).
-    #[error("commit {commit} has an invalid {kind} signature (key {key_id}): {reason}")]
+    #[error("{object} has an invalid {kind} signature (key {key_id}): {reason}")]
     Invalid {
-        /// The commit SHA.
-        commit: String,
+        /// What was checked: `commit SHA` or `tag NAME (SHA)`.
+        object: String,
         /// OpenPGP or SSH.
         kind: &'static str,
         /// The key ID or fingerprint, or `unknown`.
@@ -167,14 +167,58 @@ pub fn verify_commit(
     if !policy.requires_signatures() {
         return Ok(None);
     }
-    let sha = commit.sha.clone();
-    let (Some(signature), Some(payload)) = (&commit.signature, &commit.signed_payload) else {
-        return Err(Error::Unsigned { commit: sha });
+    let object = format!("commit {}", commit.sha);
+    verify_signed(
+        &object,
+        commit.signature.as_deref(),
+        commit.signed_payload.as_deref(),
+        policy,
+    )
+    .map(Some)
+}
+
+/// Checks the revision an application runs. When it was reached through a
+/// signed annotated tag, the tag's signature decides (as Argo CD verifies a
+/// tag when the revision is a tag); otherwise (a branch, a commit, a
+/// lightweight or unsigned tag) the commit's signature does.
+pub fn verify_revision(
+    commit: &CommitInfo,
+    tag: Option<&TagInfo>,
+    policy: &SignaturePolicy,
+) -> Result<Option<Verified>, Error> {
+    if !policy.requires_signatures() {
+        return Ok(None);
+    }
+    match tag {
+        Some(tag) if tag.signature.is_some() => {
+            let object = format!("tag {} ({})", tag.name, tag.sha);
+            verify_signed(
+                &object,
+                tag.signature.as_deref(),
+                tag.signed_payload.as_deref(),
+                policy,
+            )
+            .map(Some)
+        }
+        _ => verify_commit(commit, policy),
+    }
+}
+
+fn verify_signed(
+    object: &str,
+    signature: Option<&str>,
+    payload: Option<&[u8]>,
+    policy: &SignaturePolicy,
+) -> Result<Verified, Error> {
+    let (Some(signature), Some(payload)) = (signature, payload) else {
+        return Err(Error::Unsigned {
+            object: object.to_string(),
+        });
     };
     if signature.contains("BEGIN SSH SIGNATURE") {
-        verify_ssh(&sha, signature, payload, policy).map(Some)
+        verify_ssh(object, signature, payload, policy)
     } else {
-        verify_pgp(&sha, signature, payload, policy).map(Some)
+        verify_pgp(object, signature, payload, policy)
     }
 }
 
@@ -195,14 +239,14 @@ fn id_matches(configured: &str, key_id: &str, fingerprint: &str) -> bool {
 }
 
 fn verify_pgp(
-    commit: &str,
+    object: &str,
     armored: &str,
     payload: &[u8],
     policy: &SignaturePolicy,
 ) -> Result<Verified, Error> {
     let kind = "OpenPGP";
     let invalid = |key_id: &str, reason: String| Error::Invalid {
-        commit: commit.to_string(),
+        object: object.to_string(),
         kind,
         key_id: key_id.to_string(),
         reason,
@@ -272,7 +316,7 @@ fn verify_pgp(
                 .any(|a| id_matches(a, &primary_id, &primary_fpr) || id_matches(a, &id, &fpr));
             if !allowed {
                 return Err(Error::NotAllowed {
-                    commit: commit.to_string(),
+                    object: object.to_string(),
                     kind,
                     key_id: primary_id,
                 });
@@ -288,21 +332,21 @@ fn verify_pgp(
         }
     }
     Err(Error::UnknownKey {
-        commit: commit.to_string(),
+        object: object.to_string(),
         kind,
         key_id: shown,
     })
 }
 
 fn verify_ssh(
-    commit: &str,
+    object: &str,
     armored: &str,
     payload: &[u8],
     policy: &SignaturePolicy,
 ) -> Result<Verified, Error> {
     let kind = "SSH";
     let sig = ssh_key::SshSig::from_pem(armored).map_err(|e| Error::Invalid {
-        commit: commit.to_string(),
+        object: object.to_string(),
         kind,
         key_id: "unknown".into(),
         reason: e.to_string(),
@@ -317,14 +361,14 @@ fn verify_ssh(
         .find(|s| s.key.key_data() == sig.public_key())
     else {
         return Err(Error::NotAllowed {
-            commit: commit.to_string(),
+            object: object.to_string(),
             kind,
             key_id: fingerprint,
         });
     };
     if sig.namespace() != "git" {
         return Err(Error::Invalid {
-            commit: commit.to_string(),
+            object: object.to_string(),
             kind,
             key_id: fingerprint,
             reason: format!("signed for namespace {:?}, not \"git\"", sig.namespace()),
@@ -334,7 +378,7 @@ fn verify_ssh(
         .key
         .verify("git", payload, &sig)
         .map_err(|e| Error::Invalid {
-            commit: commit.to_string(),
+            object: object.to_string(),
             kind,
             key_id: fingerprint.clone(),
             reason: e.to_string(),

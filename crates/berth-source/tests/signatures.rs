@@ -257,3 +257,91 @@ fn ssh_signed_commits_are_checked_against_allowed_signers() {
         "names the signing key: {err}"
     );
 }
+
+#[test]
+fn a_signed_annotated_tag_decides_for_tag_revisions() {
+    use berth_source::signature::verify_revision;
+    let fixture = GitFixture::new().unwrap();
+    let repo = fixture
+        .create_repo("tags", &[("a.yaml", "a: 1\n")])
+        .unwrap();
+    let tmp = TempDir::new("berth-tagsig").unwrap();
+    let home = tmp.path().join("gnupg");
+    let (key_id, armored) = gpg_key(&home, "release");
+    let mut policy = SignaturePolicy {
+        allowed_gpg_keys: vec![key_id.clone()],
+        ..Default::default()
+    };
+    policy.add_armored_keys("release", &armored).unwrap();
+
+    // An unsigned commit, released under a signed tag.
+    let unsigned = commit(&repo.work, &[], &[], "release-1");
+    let tag = |args: &[&str]| {
+        let mut c = Command::new("git");
+        c.current_dir(&repo.work)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GNUPGHOME", &home);
+        c.env("GIT_COMMITTER_NAME", "Signer")
+            .env("GIT_COMMITTER_EMAIL", "signer@berth.invalid");
+        c.args(["-c", &format!("user.signingkey={key_id}")])
+            .args(args);
+        run(&mut c);
+    };
+    tag(&["tag", "-s", "v1.0.0", "-m", "release 1.0.0"]);
+    tag(&["tag", "-a", "v1.0.1", "-m", "unsigned annotated"]);
+    tag(&["tag", "v1.0.2"]);
+    tag(&["push", "--quiet", "origin", "--tags"]);
+
+    let cache = RepoCache::new(tmp.path().join("cache"), CacheOptions::default()).unwrap();
+    let url = repo.bare.display().to_string();
+    let signed = cache.resolve(&url, None, "v1.0.0", "").unwrap();
+    assert_eq!(signed.commit.sha, unsigned);
+    let tag_info = signed.tag.as_ref().expect("an annotated tag");
+    assert!(
+        tag_info
+            .signature
+            .as_deref()
+            .unwrap()
+            .contains("BEGIN PGP SIGNATURE")
+    );
+    let verified = verify_revision(&signed.commit, signed.tag.as_ref(), &policy)
+        .unwrap()
+        .unwrap();
+    assert_eq!(verified.key_id, key_id);
+    assert!(
+        verify_commit(&signed.commit, &policy).is_err(),
+        "the commit itself is unsigned"
+    );
+
+    // A tampered tag payload fails.
+    let mut bad = tag_info.clone();
+    bad.signed_payload.as_mut().unwrap().extend_from_slice(b"x");
+    assert!(matches!(
+        verify_revision(&signed.commit, Some(&bad), &policy),
+        Err(Error::Invalid { .. })
+    ));
+
+    // Unsigned annotated and lightweight tags: the commit decides, and it is unsigned.
+    for name in ["v1.0.1", "v1.0.2"] {
+        let rev = cache.resolve(&url, None, name, "").unwrap();
+        let err = verify_revision(&rev.commit, rev.tag.as_ref(), &policy).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("commit {unsigned} is not signed, and the project requires signed commits")
+        );
+    }
+    assert!(
+        cache
+            .resolve(&url, None, "v1.0.2", "")
+            .unwrap()
+            .tag
+            .is_none(),
+        "lightweight tags have no tag object"
+    );
+    // The semver path keeps the tag too.
+    let by_range = cache.resolve(&url, None, "~1.0.0 <1.0.1", "").unwrap();
+    assert_eq!(
+        by_range.tag.as_ref().map(|t| t.name.as_str()),
+        Some("v1.0.0")
+    );
+}
