@@ -4,6 +4,7 @@
 //! This binary holds argument parsing and glue only; the work lives in the
 //! library crates.
 
+mod render;
 mod up;
 
 use std::process::ExitCode;
@@ -24,6 +25,9 @@ enum Command {
     /// Start a local Kubernetes control plane and stay in the foreground until
     /// Ctrl-C or SIGTERM.
     Up(up::UpArgs),
+    /// Print the Kubernetes objects a source declares (offline): a directory,
+    /// a Kustomize application or a Helm chart, from Git or a local directory.
+    Render(render::RenderArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Up(args) => up::run(args),
+        Command::Render(args) => render::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

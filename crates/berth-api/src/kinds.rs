@@ -1,0 +1,101 @@
+//! The order in which a sync applies kinds within one wave, and renderers
+//! print them: Argo CD uses Helm's install order (namespaces and CRDs before
+//! what needs them, workloads after their configuration). Kinds not in the
+//! list, custom resources included, come after all of them. Pruning runs in
+//! the reverse order.
+
+/// Kinds in apply order.
+pub const APPLY_ORDER: [&str; 36] = [
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+];
+
+/// The position of `kind` in the apply order; unknown kinds sort last.
+pub fn apply_rank(kind: &str) -> usize {
+    APPLY_ORDER
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(APPLY_ORDER.len())
+}
+
+/// Sort key for applying: kind rank, then kind name (so unknown kinds are
+/// grouped), then namespace and name.
+pub fn apply_key<'a>(
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+) -> (usize, &'a str, &'a str, &'a str) {
+    (apply_rank(kind), kind, namespace, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependencies_come_first() {
+        let mut kinds = vec![
+            "Deployment",
+            "Widget",
+            "CustomResourceDefinition",
+            "Namespace",
+            "ConfigMap",
+            "Service",
+            "Ingress",
+        ];
+        kinds.sort_by_key(|k| apply_key(k, "", ""));
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "ConfigMap",
+                "CustomResourceDefinition",
+                "Service",
+                "Deployment",
+                "Ingress",
+                "Widget"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_sort_last_by_name() {
+        let mut kinds = vec!["Zebra", "APIService", "Alpha"];
+        kinds.sort_by_key(|k| apply_key(k, "", ""));
+        assert_eq!(kinds, ["APIService", "Alpha", "Zebra"]);
+    }
+}
