@@ -27,7 +27,7 @@ enum Command {
     Up(up::UpArgs),
     /// Print the Kubernetes objects a source declares (offline): a directory,
     /// a Kustomize application or a Helm chart, from Git or a local directory.
-    Render(render::RenderArgs),
+    Render(Box<render::RenderArgs>),
 }
 
 fn main() -> ExitCode {
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Up(args) => up::run(args),
-        Command::Render(args) => render::run(args),
+        Command::Render(args) => render::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -171,7 +171,7 @@ fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
     };
     // The order the sync applies them in: stable, so equal keys keep the
     // order the source gave.
-    objects.sort_by(|a, b| key(a).cmp(&key(b)));
+    objects.sort_by_key(key);
     Ok(objects)
 }
 
