@@ -3,6 +3,7 @@
 //! or a clear error.
 //!
 //! - [`manifest`]: YAML and JSON streams parsed as Kubernetes parses them;
+//! - [`cache`]: results keyed by what determines them, bounded;
 //! - [`directory`]: plain directories of manifests (recurse, include, exclude);
 //! - [`detect`]: the source type, as Argo CD detects it;
 //! - [`tool`]: finding and running external tools with a timeout, an output
@@ -12,6 +13,7 @@
 //! The crate knows nothing of the cluster beyond a Kubernetes version and
 //! API list handed to it.
 
+pub mod cache;
 pub mod detect;
 pub mod directory;
 pub mod helm;
