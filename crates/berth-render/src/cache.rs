@@ -166,10 +166,8 @@ fn normalize(p: &Path) -> Option<PathBuf> {
     for c in p.components() {
         match c {
             Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
+            Component::ParentDir if !out.pop() => {
+                return None;
             }
             _ => {}
         }
@@ -223,14 +221,14 @@ impl RenderCache {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (map, clock) = &mut *guard;
         *clock += 1;
-        if map.len() >= self.capacity && !map.contains_key(&key) {
-            if let Some(oldest) = map
+        if map.len() >= self.capacity
+            && !map.contains_key(&key)
+            && let Some(oldest) = map
                 .iter()
                 .min_by_key(|(_, e)| e.used)
                 .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+        {
+            map.remove(&oldest);
         }
         map.insert(
             key,
@@ -250,10 +248,8 @@ impl RenderCache {
         refresh: bool,
         render: impl FnOnce() -> Result<Vec<Value>, E>,
     ) -> Result<Arc<Vec<Value>>, E> {
-        if !refresh {
-            if let Some(hit) = self.get(&key) {
-                return Ok(hit);
-            }
+        if !refresh && let Some(hit) = self.get(&key) {
+            return Ok(hit);
         }
         Ok(self.put(key, render()?))
     }
