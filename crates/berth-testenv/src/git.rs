@@ -347,23 +347,7 @@ auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "
         backend = backend.display(),
         users = users.display(),
     );
-    let conf_path = dir.join("lighttpd.conf");
-    std::fs::write(&conf_path, conf).map_err(|e| Error::io("write lighttpd.conf", e))?;
-    let mut child = Command::new(find_sbin("lighttpd")?)
-        .arg("-D")
-        .arg("-f")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| Error::io("start lighttpd", e))?;
-    wait_for_port(port, &mut child, "lighttpd")?;
-    Ok(Server {
-        child,
-        port,
-        log: None,
-    })
+    start_lighttpd(&dir, &conf, &[port])
 }
 
 /// lighttpd serving `git http-backend` over HTTPS with a certificate from a
@@ -530,6 +514,18 @@ auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "
         backend = backend.display(),
         users = users.display(),
     );
+    let server = start_lighttpd(&dir, &conf, &[port, mtls_port])?;
+    Ok(HttpsServer {
+        server,
+        mtls_port,
+        ca_pem: read("ca.crt")?,
+        client_cert_pem: read("client.crt")?,
+        client_key_pem: read("client.key")?,
+    })
+}
+
+/// Writes `conf` and runs lighttpd on it until every port listens.
+fn start_lighttpd(dir: &Path, conf: &str, ports: &[u16]) -> Result<Server> {
     let conf_path = dir.join("lighttpd.conf");
     std::fs::write(&conf_path, conf).map_err(|e| Error::io("write lighttpd.conf", e))?;
     let mut child = Command::new(find_sbin("lighttpd")?)
@@ -541,22 +537,13 @@ auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| Error::io("start lighttpd", e))?;
-    wait_for_port(port, &mut child, "lighttpd (https)")?;
-    wait_for_port(
-        mtls_port,
-        &mut child,
-        "lighttpd (https, client certificates)",
-    )?;
-    Ok(HttpsServer {
-        server: Server {
-            child,
-            port,
-            log: None,
-        },
-        mtls_port,
-        ca_pem: read("ca.crt")?,
-        client_cert_pem: read("client.crt")?,
-        client_key_pem: read("client.key")?,
+    for port in ports {
+        wait_for_port(*port, &mut child, "lighttpd")?;
+    }
+    Ok(Server {
+        child,
+        port: ports[0],
+        log: None,
     })
 }
 
