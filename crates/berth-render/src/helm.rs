@@ -35,6 +35,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A chart from a repository is not usable.
+    #[error("chart {chart:?} {reason}")]
+    Chart {
+        /// The chart's name.
+        chart: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Writing scratch files failed.
     #[error("preparing {path}: {source}")]
     Io {
@@ -82,6 +90,159 @@ pub struct HelmOptions {
     pub kube_version: Option<String>,
     /// The destination's API versions (`--api-versions`).
     pub api_versions: Vec<String>,
+}
+
+/// A chart in a Helm repository (an Application with `chart` and an
+/// http(s) `repoURL`).
+#[derive(Clone, Default)]
+pub struct ChartRef {
+    /// The chart repository's URL.
+    pub repo_url: String,
+    /// The chart's name.
+    pub chart: String,
+    /// `targetRevision`: an exact version, or a constraint (`^1.2`, `*`).
+    pub version: String,
+    /// Repository user name.
+    pub username: Option<String>,
+    /// Repository password (never printed).
+    pub password: Option<String>,
+    /// `passCredentials`: send credentials to every domain (charts hosted
+    /// elsewhere than the index).
+    pub pass_credentials: bool,
+    /// Skip TLS verification.
+    pub insecure: bool,
+    /// Extra CA certificates (PEM) for the repository's host.
+    pub ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for ChartRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChartRef")
+            .field("repo_url", &self.repo_url)
+            .field("chart", &self.chart)
+            .field("version", &self.version)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Downloads (`helm pull`) a chart from a Helm repository into
+/// `cache_dir`, unless an exact version is already there, and returns the
+/// directory holding the unpacked chart. Versions given as constraints are
+/// pulled each time, as a newer matching version may have appeared.
+pub fn pull(
+    chart: &ChartRef,
+    cache_dir: &Path,
+    helm: &Path,
+    work: &Path,
+) -> Result<std::path::PathBuf, Error> {
+    use sha2::{Digest, Sha256};
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| Error::Io { path, source }
+    };
+    if chart.chart.is_empty() || chart.chart.contains('/') || chart.chart.contains("..") {
+        return Err(Error::Chart {
+            chart: chart.chart.clone(),
+            reason: "is not a chart name".into(),
+        });
+    }
+    let exact = !chart.version.is_empty()
+        && chart
+            .version
+            .trim_start_matches('v')
+            .split(['.', '-', '+'])
+            .take(3)
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && chart.version.matches('.').count() >= 2;
+    let digest: String = Sha256::digest(
+        format!("{}\n{}\n{}", chart.repo_url, chart.chart, chart.version).as_bytes(),
+    )
+    .iter()
+    .take(12)
+    .map(|b| format!("{b:02x}"))
+    .collect();
+    let dest = cache_dir.join(format!(
+        "{}-{}-{digest}",
+        chart.chart,
+        if exact {
+            chart.version.as_str()
+        } else {
+            "range"
+        }
+    ));
+    if exact && dest.join(&chart.chart).join("Chart.yaml").is_file() {
+        return Ok(dest);
+    }
+    let tmp = work.join("pull");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let mut inv = Invocation::new(helm.to_path_buf(), work)
+        .args([
+            "pull",
+            chart.chart.as_str(),
+            "--repo",
+            chart.repo_url.as_str(),
+            "--untar",
+            "--untardir",
+        ])
+        .args([tmp.display().to_string()]);
+    if !chart.version.is_empty() && chart.version != "*" {
+        inv = inv.args(["--version", chart.version.as_str()]);
+    }
+    if let (Some(u), Some(p)) = (&chart.username, &chart.password) {
+        inv = inv.args(["--username", u.as_str(), "--password", p.as_str()]);
+    }
+    if chart.pass_credentials {
+        inv = inv.args(["--pass-credentials"]);
+    }
+    if chart.insecure {
+        inv = inv.args(["--insecure-skip-tls-verify"]);
+    }
+    if let Some(ca) = &chart.ca_pem {
+        let ca_file = work.join("repo-ca.pem");
+        std::fs::write(&ca_file, ca).map_err(io(&ca_file))?;
+        inv = inv.args(["--ca-file".to_string(), ca_file.display().to_string()]);
+    }
+    let home = helm_home(work, &mut inv)?;
+    inv.run(&home).map_err(|e| match e {
+        // helm repeats the password in some messages; never pass it on.
+        tool::Error::Failed { tool, message } => {
+            let message = match &chart.password {
+                Some(p) if !p.is_empty() => message.replace(p.as_str(), "***"),
+                _ => message,
+            };
+            Error::Tool(tool::Error::Failed { tool, message })
+        }
+        other => Error::Tool(other),
+    })?;
+    if !tmp.join(&chart.chart).join("Chart.yaml").is_file() {
+        return Err(Error::Chart {
+            chart: chart.chart.clone(),
+            reason: "was downloaded but holds no Chart.yaml".into(),
+        });
+    }
+    std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+    Ok(dest)
+}
+
+/// Private helm home directories for one invocation.
+fn helm_home(work: &Path, inv: &mut Invocation) -> Result<std::path::PathBuf, Error> {
+    let home = work.join("home");
+    for sub in ["cache", "config", "data"] {
+        let dir = home.join(sub);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        inv.env.push((
+            format!("HELM_{}_HOME", sub.to_uppercase()),
+            dir.display().to_string(),
+        ));
+    }
+    Ok(home)
 }
 
 /// Resolves `rel` against the chart directory and refuses anything that

@@ -201,7 +201,7 @@ impl Repo {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("pick a free port", e))?;
     let port = l
         .local_addr()
@@ -525,7 +525,7 @@ auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "
 }
 
 /// Writes `conf` and runs lighttpd on it until every port listens.
-fn start_lighttpd(dir: &Path, conf: &str, ports: &[u16]) -> Result<Server> {
+pub(crate) fn start_lighttpd(dir: &Path, conf: &str, ports: &[u16]) -> Result<Server> {
     let conf_path = dir.join("lighttpd.conf");
     std::fs::write(&conf_path, conf).map_err(|e| Error::io("write lighttpd.conf", e))?;
     let mut child = Command::new(find_sbin("lighttpd")?)
@@ -653,7 +653,7 @@ fn git_exec_path() -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
-fn find_sbin(name: &str) -> Result<PathBuf> {
+pub(crate) fn find_sbin(name: &str) -> Result<PathBuf> {
     for dir in ["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"] {
         let p = Path::new(dir).join(name);
         if p.is_file() {

@@ -17,6 +17,7 @@
 mod control_plane;
 mod error;
 pub mod git;
+pub mod http;
 mod shared;
 mod tools;
 
