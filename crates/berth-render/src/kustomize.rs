@@ -222,7 +222,7 @@ pub fn render(
 }
 
 /// Copies a tree, making the copy writable (sources come read-only).
-fn copy_writable(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(crate) fn copy_writable(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(to)?;
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;

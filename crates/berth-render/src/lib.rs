@@ -8,7 +8,8 @@
 //! - [`detect`]: the source type, as Argo CD detects it;
 //! - [`tool`]: finding and running external tools with a timeout, an output
 //!   cap and a scrubbed environment;
-//! - [`kustomize`] and [`helm`]: the real tools, with Argo CD's options.
+//! - [`kustomize`] and [`helm`]: the real tools, with Argo CD's options;
+//! - [`plugin`]: config management plugins.
 //!
 //! The crate knows nothing of the cluster beyond a Kubernetes version and
 //! API list handed to it.
@@ -19,4 +20,5 @@ pub mod directory;
 pub mod helm;
 pub mod kustomize;
 pub mod manifest;
+pub mod plugin;
 pub mod tool;
