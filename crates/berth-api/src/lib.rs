@@ -2,6 +2,10 @@
 //! talking to nothing: Argo CD's API types (to come) and the constants their
 //! semantics depend on.
 //!
-//! - [`kinds`]: the order in which kinds are applied (and pruned in reverse).
+//! - [`application`]: Argo CD's `Application`, as far as Berth reads it;
+//! - [`kinds`]: the order in which kinds are applied (and pruned in reverse);
+//! - [`tracking`]: how objects are marked as belonging to an application.
 
+pub mod application;
 pub mod kinds;
+pub mod tracking;

@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use berth_api::application::Application;
+use berth_api::tracking::{self, Method};
 use berth_render::detect::{SourceType, detect};
 use berth_render::directory::{self, DirectoryOptions};
-use berth_render::helm::{self, HelmOptions, Parameter};
+use berth_render::helm::{self, ChartRef, HelmOptions, Parameter};
 use berth_render::kustomize::{self, KustomizeOptions};
 use berth_render::tool;
 use berth_source::repo::{CacheOptions, RepoCache};
@@ -17,7 +19,7 @@ const DEFAULT_KUBE_VERSION: &str = "1.34.0";
 
 /// Arguments of `berth render`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["repo", "local"])))]
+#[command(group(ArgGroup::new("source").required(true).args(["repo", "local", "file"])))]
 pub struct RenderArgs {
     /// A Git repository (URL or local Git directory), read at --revision.
     #[arg(long)]
@@ -29,6 +31,18 @@ pub struct RenderArgs {
     /// A plain directory, rendered without Git.
     #[arg(long)]
     local: Option<PathBuf>,
+    /// An Application manifest: its source, options and destination are
+    /// used, and the output carries the tracking metadata the controller
+    /// would apply.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// With -f: Argo CD's `application.resourceTrackingMethod`.
+    #[arg(long, default_value = "annotation")]
+    tracking_method: String,
+    /// With -f: the control namespace (Applications elsewhere are tracked as
+    /// NAMESPACE_NAME, as Argo CD does).
+    #[arg(long, default_value = "argocd")]
+    control_namespace: String,
     /// The application's path inside the repository or directory.
     #[arg(long, default_value = ".")]
     path: String,
@@ -103,72 +117,269 @@ pub fn run(args: RenderArgs) -> Result<()> {
     Ok(())
 }
 
-fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
-    let root: PathBuf = match (&args.repo, &args.local) {
-        (Some(url), _) => {
-            let cache_dir = cache_dir();
-            let cache = RepoCache::new(&cache_dir, CacheOptions::default())
-                .with_context(|| format!("repository cache in {}", cache_dir.display()))?;
-            let url = match Path::new(url).canonicalize() {
-                Ok(local) if local.is_dir() => local.display().to_string(),
-                _ => url.clone(),
-            };
-            let revision = cache.resolve(&url, None, &args.revision, "")?;
-            eprintln!("{url} {} -> {}", args.revision, revision.resolved.sha);
-            cache.materialize(&url, &revision.resolved.sha, "")?
-        }
+/// What to render, however it was asked for.
+struct Job {
+    root: PathBuf,
+    path: String,
+    source_type: Option<SourceType>,
+    directory: DirectoryOptions,
+    kustomize: KustomizeOptions,
+    helm: HelmOptions,
+    /// Application name for tracking metadata (with `-f` only).
+    track_as: Option<String>,
+}
+
+fn fetch_repo(url: &str, revision: &str) -> Result<PathBuf> {
+    let cache_dir = cache_dir();
+    let cache = RepoCache::new(cache_dir.join("git"), CacheOptions::default())
+        .with_context(|| format!("repository cache in {}", cache_dir.display()))?;
+    let url = match Path::new(url).canonicalize() {
+        Ok(local) if local.is_dir() => local.display().to_string(),
+        _ => url.to_string(),
+    };
+    let resolved = cache.resolve(&url, None, revision, "")?;
+    eprintln!("{url} {revision} -> {}", resolved.resolved.sha);
+    Ok(cache.materialize(&url, &resolved.resolved.sha, "")?)
+}
+
+fn job_from_flags(args: &RenderArgs) -> Result<Job> {
+    let root = match (&args.repo, &args.local) {
+        (Some(url), _) => fetch_repo(url, &args.revision)?,
         (None, Some(dir)) => dir
             .canonicalize()
             .with_context(|| format!("--local {}", dir.display()))?,
-        (None, None) => bail!("give --repo or --local"),
+        (None, None) => bail!("give --repo, --local or -f"),
     };
-    let app_dir = root.join(&args.path);
-    if !app_dir.is_dir() {
-        bail!("--path {}: no such directory in the source", args.path);
+    let mut parameters = Vec::new();
+    for set in &args.helm_set {
+        let Some((name, value)) = set.split_once('=') else {
+            bail!("--helm-set {set:?}: expected NAME=VALUE");
+        };
+        parameters.push(Parameter {
+            name: name.into(),
+            value: value.into(),
+            force_string: false,
+        });
     }
-    let source_type = match args.source_type {
-        TypeArg::Auto => detect(&app_dir),
-        TypeArg::Directory => SourceType::Directory,
-        TypeArg::Kustomize => SourceType::Kustomize,
-        TypeArg::Helm => SourceType::Helm,
+    Ok(Job {
+        root,
+        path: args.path.clone(),
+        source_type: match args.source_type {
+            TypeArg::Auto => None,
+            TypeArg::Directory => Some(SourceType::Directory),
+            TypeArg::Kustomize => Some(SourceType::Kustomize),
+            TypeArg::Helm => Some(SourceType::Helm),
+        },
+        directory: DirectoryOptions {
+            recurse: args.recurse,
+            include: args.include.clone(),
+            exclude: args.exclude.clone(),
+        },
+        kustomize: KustomizeOptions::default(),
+        helm: HelmOptions {
+            release_name: args.release_name.clone(),
+            namespace: args.namespace.clone(),
+            value_files: args.values.clone(),
+            parameters,
+            kube_version: Some(args.kube_version.clone()),
+            ..Default::default()
+        },
+        track_as: None,
+    })
+}
+
+fn job_from_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<Job> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let app = Application::from_yaml(&file.display().to_string(), &text)?;
+    for field in app.unknown_fields() {
+        eprintln!(
+            "warning: {}: unknown field {field} is ignored",
+            file.display()
+        );
+    }
+    let sources = app.sources();
+    let [source] = sources.as_slice() else {
+        bail!(
+            "{}: spec.sources with {} sources: only one source can be rendered yet",
+            file.display(),
+            sources.len()
+        );
     };
+    let name = app.metadata.name.clone();
+    let namespace = app.spec.destination.namespace.clone().unwrap_or_default();
+    let revision = source
+        .target_revision
+        .clone()
+        .unwrap_or_else(|| "HEAD".into());
+    let helm_src = source.helm.clone().unwrap_or_default();
+    let mut helm_options = HelmOptions {
+        release_name: helm_src
+            .release_name
+            .clone()
+            .unwrap_or_else(|| name.clone()),
+        namespace: helm_src
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone()),
+        values: match (&helm_src.values_object, &helm_src.values) {
+            (Some(obj), _) => {
+                Some(serde_saphyr::to_string(obj).context("spec.source.helm.valuesObject")?)
+            }
+            (None, v) => v.clone(),
+        },
+        value_files: helm_src.value_files.clone(),
+        ignore_missing_value_files: helm_src.ignore_missing_value_files,
+        parameters: helm_src
+            .parameters
+            .iter()
+            .map(|p| Parameter {
+                name: p.name.clone(),
+                value: p.value.clone(),
+                force_string: p.force_string,
+            })
+            .collect(),
+        file_parameters: helm_src
+            .file_parameters
+            .iter()
+            .map(|p| (p.name.clone(), p.path.clone()))
+            .collect(),
+        skip_crds: helm_src.skip_crds,
+        skip_tests: helm_src.skip_tests,
+        kube_version: Some(
+            helm_src
+                .kube_version
+                .clone()
+                .unwrap_or_else(|| args.kube_version.clone()),
+        ),
+        api_versions: helm_src.api_versions.clone(),
+    };
+    let (root, path, source_type) = match &source.chart {
+        Some(chart) => {
+            let bin = tool::find("helm", None)?;
+            let chart_ref = ChartRef {
+                repo_url: source.repo_url.clone(),
+                chart: chart.clone(),
+                version: revision.clone(),
+                pass_credentials: helm_src.pass_credentials,
+                ..Default::default()
+            };
+            let dir = helm::pull(
+                &chart_ref,
+                &cache_dir().join("charts"),
+                &bin,
+                &work.join("pull"),
+            )?;
+            (dir, chart.clone(), Some(SourceType::Helm))
+        }
+        None => (
+            fetch_repo(&source.repo_url, &revision)?,
+            source.path.clone().unwrap_or_else(|| ".".into()),
+            None,
+        ),
+    };
+    if helm_options.namespace.is_empty() {
+        helm_options.namespace = "default".into();
+    }
+    let k = source.kustomize.clone().unwrap_or_default();
+    let mut replicas = Vec::new();
+    for r in &k.replicas {
+        let count = match &r.count {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let Some(count) = count else {
+            bail!(
+                "{}: spec.source.kustomize.replicas: count of {:?} is not a number",
+                file.display(),
+                r.name
+            );
+        };
+        replicas.push((r.name.clone(), count));
+    }
+    let mut patches = Vec::new();
+    for p in &k.patches {
+        let text = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+        let target = p
+            .get("target")
+            .and_then(Value::as_object)
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        patches.push(berth_render::kustomize::Patch {
+            patch: text("patch"),
+            path: text("path"),
+            target,
+        });
+    }
+    let d = source.directory.clone().unwrap_or_default();
+    Ok(Job {
+        root,
+        path,
+        source_type,
+        directory: DirectoryOptions {
+            recurse: d.recurse,
+            include: d.include.clone(),
+            exclude: d.exclude.clone(),
+        },
+        kustomize: KustomizeOptions {
+            name_prefix: k.name_prefix.clone(),
+            name_suffix: k.name_suffix.clone(),
+            images: k.images.clone(),
+            common_labels: k.common_labels.clone(),
+            common_annotations: k.common_annotations.clone(),
+            force_common_labels: k.force_common_labels,
+            force_common_annotations: k.force_common_annotations,
+            namespace: k.namespace.clone(),
+            replicas,
+            components: k.components.clone(),
+            patches,
+            build_options: Vec::new(),
+        },
+        helm: helm_options,
+        track_as: Some(match app.metadata.namespace.as_deref() {
+            Some(ns) if ns != args.control_namespace => format!("{ns}_{name}"),
+            _ => name,
+        }),
+    })
+}
+
+fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
+    let job = match &args.file {
+        Some(file) => job_from_application(file, args, work)?,
+        None => job_from_flags(args)?,
+    };
+    let app_dir = job.root.join(&job.path);
+    if !app_dir.is_dir() {
+        bail!("path {}: no such directory in the source", job.path);
+    }
+    let source_type = job.source_type.unwrap_or_else(|| detect(&app_dir));
     let mut objects = match source_type {
-        SourceType::Directory => directory::render(
-            &app_dir,
-            &DirectoryOptions {
-                recurse: args.recurse,
-                include: args.include.clone(),
-                exclude: args.exclude.clone(),
-            },
-        )?,
+        SourceType::Directory => directory::render(&app_dir, &job.directory)?,
         SourceType::Kustomize => {
             let bin = tool::find("kustomize", None)?;
-            kustomize::render(&root, &args.path, &KustomizeOptions::default(), &bin, work)?
+            kustomize::render(&job.root, &job.path, &job.kustomize, &bin, work)?
         }
         SourceType::Helm => {
             let bin = tool::find("helm", None)?;
-            let mut parameters = Vec::new();
-            for set in &args.helm_set {
-                let Some((name, value)) = set.split_once('=') else {
-                    bail!("--helm-set {set:?}: expected NAME=VALUE");
-                };
-                parameters.push(Parameter {
-                    name: name.into(),
-                    value: value.into(),
-                    force_string: false,
-                });
-            }
-            let options = HelmOptions {
-                release_name: args.release_name.clone(),
-                namespace: args.namespace.clone(),
-                value_files: args.values.clone(),
-                parameters,
-                kube_version: Some(args.kube_version.clone()),
-                ..Default::default()
-            };
-            helm::render(&root, &args.path, &options, &bin, work)?
+            helm::render(&job.root, &job.path, &job.helm, &bin, work)?
         }
     };
+    if let Some(app) = &job.track_as {
+        let method = Method::parse(&args.tracking_method).with_context(|| {
+            format!(
+                "--tracking-method {:?}: use annotation, label or annotation+label",
+                args.tracking_method
+            )
+        })?;
+        for obj in &mut objects {
+            tracking::mark(obj, app, method, tracking::INSTANCE_LABEL);
+        }
+    }
     // The order the sync applies them in: stable, so equal keys keep the
     // order the source gave.
     objects.sort_by_key(key);

@@ -194,3 +194,113 @@ fn renders_a_helm_chart_from_git_at_a_revision() {
         String::from_utf8_lossy(&out.stderr).contains("unable to resolve 'nope' to a commit SHA")
     );
 }
+
+#[test]
+fn renders_an_application_manifest_with_tracking_metadata() {
+    let fixture = GitFixture::new().unwrap();
+    let repo = fixture
+        .create_repo(
+            "gitops",
+            &[
+                ("base/kustomization.yaml", "resources: [deploy.yaml]\n"),
+                ("base/deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n"),
+                ("overlays/prod/kustomization.yaml", "resources: [../../base]\n"),
+            ],
+        )
+        .unwrap();
+    let tmp = TempDir::new("berth-render-app").unwrap();
+    let app = format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: shop
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: {url}
+    targetRevision: main
+    path: overlays/prod
+    kustomize:
+      namePrefix: prod-
+      namespace: shop-prod
+      replicas:
+      - name: web
+        count: "3"
+      commonLabels: {{team: payments}}
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: shop-prod
+"#,
+        url = repo.bare.display()
+    );
+    let file = tmp.path().join("app.yaml");
+    std::fs::write(&file, &app).unwrap();
+    let out = berth(
+        &["render", "-f", file.to_str().unwrap(), "-o", "json"],
+        tmp.path(),
+    );
+    let objs = items(&out);
+    assert_eq!(kinds(&objs), ["Deployment/prod-web"]);
+    let d = &objs[0];
+    assert_eq!(d["metadata"]["namespace"], "shop-prod");
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["metadata"]["labels"]["team"], "payments");
+    assert_eq!(
+        d["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"],
+        "shop:apps/Deployment:shop-prod/prod-web"
+    );
+
+    let out = berth(
+        &[
+            "render",
+            "-f",
+            file.to_str().unwrap(),
+            "--tracking-method",
+            "label",
+            "-o",
+            "json",
+        ],
+        tmp.path(),
+    );
+    let objs = items(&out);
+    assert_eq!(
+        objs[0]["metadata"]["labels"]["app.kubernetes.io/instance"],
+        "shop"
+    );
+    assert!(
+        objs[0]["metadata"]["annotations"]
+            .get("argocd.argoproj.io/tracking-id")
+            .is_none()
+    );
+
+    // A typo is reported, not fatal.
+    std::fs::write(
+        &file,
+        app.replace("targetRevision: main", "targetRevison: main"),
+    )
+    .unwrap();
+    let out = berth(
+        &["render", "-f", file.to_str().unwrap(), "-o", "json"],
+        tmp.path(),
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown field spec.source.targetRevison is ignored"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    )
+    .unwrap();
+    let out = berth(&["render", "-f", file.to_str().unwrap()], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("expected apiVersion argoproj.io/v1alpha1 and kind Application"),
+        "{stderr}"
+    );
+}
