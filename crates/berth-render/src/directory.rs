@@ -23,12 +23,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A Jsonnet file was found; Jsonnet is not supported yet.
-    #[error("{file}: Jsonnet files are not supported yet; exclude it with directory.exclude")]
-    Jsonnet {
-        /// The file, relative to the source root.
-        file: String,
-    },
+    /// A Jsonnet file failed to evaluate.
+    #[error(transparent)]
+    Jsonnet(#[from] crate::jsonnet::Error),
     /// A file could not be read.
     #[error("{file}: {source}")]
     Read {
@@ -49,6 +46,11 @@ pub struct DirectoryOptions {
     pub include: Option<String>,
     /// Skip files matching this glob.
     pub exclude: Option<String>,
+    /// `directory.jsonnet`: for `.jsonnet` files.
+    pub jsonnet: crate::jsonnet::JsonnetOptions,
+    /// The repository root, which Jsonnet imports may not leave and
+    /// `jsonnet.libs` are relative to (default: the directory itself).
+    pub repo_root: Option<std::path::PathBuf>,
 }
 
 fn matcher(field: &'static str, pattern: &Option<String>) -> Result<Option<GlobMatcher>, Error> {
@@ -81,7 +83,14 @@ pub fn render(root: &Path, options: &DirectoryOptions) -> Result<Vec<Value>, Err
             continue;
         }
         if rel.ends_with(".jsonnet") {
-            return Err(Error::Jsonnet { file: rel });
+            let repo_root = options.repo_root.as_deref().unwrap_or(root);
+            objects.extend(crate::jsonnet::evaluate(
+                repo_root,
+                &root.join(&rel),
+                &options.jsonnet,
+                crate::tool::DEFAULT_TIMEOUT,
+            )?);
+            continue;
         }
         let text = std::fs::read_to_string(root.join(&rel)).map_err(|source| Error::Read {
             file: rel.clone(),

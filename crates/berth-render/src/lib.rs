@@ -18,6 +18,7 @@ pub mod cache;
 pub mod detect;
 pub mod directory;
 pub mod helm;
+pub mod jsonnet;
 pub mod kustomize;
 pub mod manifest;
 pub mod plugin;

@@ -107,6 +107,7 @@ fn directories_recurse_include_and_exclude() {
             recurse: true,
             exclude: Some("skip-*".into()),
             include: Some("{*.yaml,*.yml}".into()),
+            ..Default::default()
         },
     )
     .unwrap();

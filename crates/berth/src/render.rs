@@ -8,6 +8,7 @@ use berth_api::tracking::{self, Method};
 use berth_render::detect::{SourceType, detect};
 use berth_render::directory::{self, DirectoryOptions};
 use berth_render::helm::{self, ChartRef, HelmOptions, Parameter};
+use berth_render::jsonnet::{JsonnetOptions, Var};
 use berth_render::kustomize::{self, KustomizeOptions};
 use berth_render::tool;
 use berth_source::repo::{CacheOptions, RepoCache};
@@ -174,6 +175,7 @@ fn job_from_flags(args: &RenderArgs) -> Result<Job> {
             recurse: args.recurse,
             include: args.include.clone(),
             exclude: args.exclude.clone(),
+            ..Default::default()
         },
         kustomize: KustomizeOptions::default(),
         helm: HelmOptions {
@@ -325,6 +327,8 @@ fn job_from_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<J
             recurse: d.recurse,
             include: d.include.clone(),
             exclude: d.exclude.clone(),
+            jsonnet: jsonnet_options(d.jsonnet.as_ref()),
+            repo_root: None,
         },
         kustomize: KustomizeOptions {
             name_prefix: k.name_prefix.clone(),
@@ -358,6 +362,8 @@ fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
         bail!("path {}: no such directory in the source", job.path);
     }
     let source_type = job.source_type.unwrap_or_else(|| detect(&app_dir));
+    let mut job = job;
+    job.directory.repo_root = Some(job.root.clone());
     let mut objects = match source_type {
         SourceType::Directory => directory::render(&app_dir, &job.directory)?,
         SourceType::Kustomize => {
@@ -384,6 +390,44 @@ fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
     // order the source gave.
     objects.sort_by_key(key);
     Ok(objects)
+}
+
+/// `directory.jsonnet` as Argo CD writes it: `tlas` and `extVars` as lists
+/// of `{name, value, code}`, `libs` as a list of paths.
+fn jsonnet_options(spec: Option<&Value>) -> JsonnetOptions {
+    let Some(spec) = spec else {
+        return JsonnetOptions::default();
+    };
+    let vars = |field: &str| -> Vec<Var> {
+        spec.get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                Some(Var {
+                    name: v.get("name")?.as_str()?.to_string(),
+                    value: v
+                        .get("value")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    code: v.get("code").and_then(Value::as_bool).unwrap_or(false),
+                })
+            })
+            .collect()
+    };
+    JsonnetOptions {
+        tlas: vars("tlas"),
+        ext_vars: vars("extVars"),
+        libs: spec
+            .get("libs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+    }
 }
 
 fn key(o: &Value) -> (usize, String, String, String) {
