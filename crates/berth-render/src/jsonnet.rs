@@ -230,6 +230,8 @@ fn evaluate_here(root: &Path, file: &Path, options: &JsonnetOptions) -> Result<V
         ));
     };
     let _depth = limit_stack_depth(MAX_STACK);
+    // IStr is an interned string: its hash never changes.
+    #[allow(clippy::mutable_key_type)]
     let mut tlas: HashMap<IStr, TlaArg> = HashMap::new();
     for v in &options.tlas {
         let arg = if v.code {
