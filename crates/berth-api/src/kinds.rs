@@ -62,6 +62,35 @@ pub fn apply_key<'a>(
     (apply_rank(kind), kind, namespace, name)
 }
 
+/// Built-in kinds that are cluster-scoped. Offline, without discovery,
+/// every other kind (custom resources included) is taken as namespaced.
+pub const CLUSTER_SCOPED: [&str; 19] = [
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "PriorityClass",
+    "RuntimeClass",
+    "CustomResourceDefinition",
+    "APIService",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "IngressClass",
+    "CertificateSigningRequest",
+];
+
+/// Whether a built-in `kind` is cluster-scoped (see [`CLUSTER_SCOPED`]).
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    CLUSTER_SCOPED.contains(&kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

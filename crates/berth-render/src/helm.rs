@@ -90,6 +90,9 @@ pub struct HelmOptions {
     pub kube_version: Option<String>,
     /// The destination's API versions (`--api-versions`).
     pub api_versions: Vec<String>,
+    /// Roots of the Application's other sources by `ref` name, for value
+    /// files written `$name/path` (multiple sources).
+    pub ref_roots: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 /// A chart in a Helm repository (an Application with `chart` and an
@@ -309,10 +312,19 @@ pub fn render(
         inv = inv.args(["--skip-tests"]);
     }
     for file in &options.value_files {
-        let path = inside(repo_root, &chart_dir, file).map_err(|reason| Error::ValueFile {
-            file: file.clone(),
-            reason,
-        })?;
+        let path = match file.strip_prefix('$') {
+            // `$ref/path`: a file of another source, confined to that source.
+            Some(rest) => {
+                let (name, rel) = rest.split_once('/').unwrap_or((rest, ""));
+                let root = options.ref_roots.get(name).ok_or_else(|| Error::ValueFile {
+                    file: file.clone(),
+                    reason: format!("refers to source ref {name:?}, which no source of the application defines"),
+                })?;
+                inside(root, root, rel)
+            }
+            None => inside(repo_root, &chart_dir, file),
+        }
+        .map_err(|reason| Error::ValueFile { file: file.clone(), reason })?;
         if !path.is_file() {
             if options.ignore_missing_value_files {
                 continue;

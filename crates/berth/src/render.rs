@@ -1,5 +1,6 @@
 //! `berth render`: what an application's source declares, offline.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -128,6 +129,8 @@ struct Job {
     helm: HelmOptions,
     /// Application name for tracking metadata (with `-f` only).
     track_as: Option<String>,
+    /// The destination namespace (with `-f` only).
+    destination_namespace: Option<String>,
 }
 
 fn fetch_repo(url: &str, revision: &str) -> Result<PathBuf> {
@@ -187,10 +190,11 @@ fn job_from_flags(args: &RenderArgs) -> Result<Job> {
             ..Default::default()
         },
         track_as: None,
+        destination_namespace: None,
     })
 }
 
-fn job_from_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<Job> {
+fn jobs_from_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<Vec<Job>> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let app = Application::from_yaml(&file.display().to_string(), &text)?;
@@ -201,13 +205,43 @@ fn job_from_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<J
         );
     }
     let sources = app.sources();
-    let [source] = sources.as_slice() else {
-        bail!(
-            "{}: spec.sources with {} sources: only one source can be rendered yet",
-            file.display(),
-            sources.len()
-        );
-    };
+    // Sources with a `ref` lend their files to the others (`$ref/...`).
+    let mut ref_roots = BTreeMap::new();
+    for source in &sources {
+        if let (Some(name), None) = (&source.ref_name, &source.chart) {
+            let revision = source
+                .target_revision
+                .clone()
+                .unwrap_or_else(|| "HEAD".into());
+            ref_roots.insert(name.clone(), fetch_repo(&source.repo_url, &revision)?);
+        }
+    }
+    let mut jobs = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        // A source that only lends files renders nothing itself.
+        if source.ref_name.is_some() && source.path.is_none() && source.chart.is_none() {
+            continue;
+        }
+        jobs.push(job_for_source(
+            &app,
+            source,
+            &ref_roots,
+            file,
+            args,
+            &work.join(format!("source-{i}")),
+        )?);
+    }
+    Ok(jobs)
+}
+
+fn job_for_source(
+    app: &Application,
+    source: &berth_api::application::Source,
+    ref_roots: &BTreeMap<String, PathBuf>,
+    file: &Path,
+    args: &RenderArgs,
+    work: &Path,
+) -> Result<Job> {
     let name = app.metadata.name.clone();
     let namespace = app.spec.destination.namespace.clone().unwrap_or_default();
     let revision = source
@@ -255,6 +289,7 @@ fn job_from_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<J
                 .unwrap_or_else(|| args.kube_version.clone()),
         ),
         api_versions: helm_src.api_versions.clone(),
+        ref_roots: ref_roots.clone(),
     };
     let (root, path, source_type) = match &source.chart {
         Some(chart) => {
@@ -345,6 +380,7 @@ fn job_from_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<J
             build_options: Vec::new(),
         },
         helm: helm_options,
+        destination_namespace: app.spec.destination.namespace.clone(),
         track_as: Some(match app.metadata.namespace.as_deref() {
             Some(ns) if ns != args.control_namespace => format!("{ns}_{name}"),
             _ => name,
@@ -353,10 +389,21 @@ fn job_from_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<J
 }
 
 fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
-    let job = match &args.file {
-        Some(file) => job_from_application(file, args, work)?,
-        None => job_from_flags(args)?,
+    let jobs = match &args.file {
+        Some(file) => jobs_from_application(file, args, work)?,
+        None => vec![job_from_flags(args)?],
     };
+    let mut objects = Vec::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        objects.extend(render_job(job, args, &work.join(format!("render-{i}")))?);
+    }
+    // The order the sync applies them in: stable, so equal keys keep the
+    // order the sources gave.
+    objects.sort_by_key(key);
+    Ok(objects)
+}
+
+fn render_job(job: Job, args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
     let app_dir = job.root.join(&job.path);
     if !app_dir.is_dir() {
         bail!("path {}: no such directory in the source", job.path);
@@ -375,6 +422,32 @@ fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
             helm::render(&job.root, &job.path, &job.helm, &bin, work)?
         }
     };
+    if let Some(ns) = job
+        .track_as
+        .as_ref()
+        .and(job.destination_namespace.as_deref())
+        .filter(|n| !n.is_empty())
+    {
+        // As the controller applies them: namespaced objects without a
+        // namespace go to the destination's.
+        for obj in &mut objects {
+            let kind = obj
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let has_ns = obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            if !has_ns
+                && !berth_api::kinds::is_cluster_scoped(&kind)
+                && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.insert("namespace".into(), Value::String(ns.to_string()));
+            }
+        }
+    }
     if let Some(app) = &job.track_as {
         let method = Method::parse(&args.tracking_method).with_context(|| {
             format!(
@@ -386,9 +459,6 @@ fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
             tracking::mark(obj, app, method, tracking::INSTANCE_LABEL);
         }
     }
-    // The order the sync applies them in: stable, so equal keys keep the
-    // order the source gave.
-    objects.sort_by_key(key);
     Ok(objects)
 }
 

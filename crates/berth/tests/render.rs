@@ -304,3 +304,56 @@ spec:
         "{stderr}"
     );
 }
+
+#[test]
+fn renders_multiple_sources_with_ref_value_files() {
+    let fixture = GitFixture::new().unwrap();
+    let charts = fixture
+        .create_repo(
+            "charts-multi",
+            &[
+                ("web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n"),
+                ("web/values.yaml", "replicas: 1\n"),
+                ("web/templates/d.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: {{ .Release.Name }}}\nspec: {replicas: {{ .Values.replicas }}}\n"),
+                ("extra/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n"),
+            ],
+        )
+        .unwrap();
+    let values = fixture
+        .create_repo("values-multi", &[("envs/prod.yaml", "replicas: 5\n")])
+        .unwrap();
+    let tmp = TempDir::new("berth-render-multi").unwrap();
+    let app = |value_file: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: web, namespace: argocd}}\nspec:\n  project: default\n  destination: {{namespace: prod}}\n  sources:\n  - repoURL: {charts}\n    path: web\n    helm:\n      valueFiles: [\"{value_file}\"]\n  - repoURL: {charts}\n    path: extra\n  - repoURL: {values}\n    targetRevision: main\n    ref: values\n",
+            charts = charts.bare.display(),
+            values = values.bare.display()
+        )
+    };
+    let file = tmp.path().join("app.yaml");
+    std::fs::write(&file, app("$values/envs/prod.yaml")).unwrap();
+    let out = berth(
+        &["render", "-f", file.to_str().unwrap(), "-o", "json"],
+        tmp.path(),
+    );
+    let objs = items(&out);
+    assert_eq!(kinds(&objs), ["ConfigMap/extra", "Deployment/web"]);
+    assert_eq!(
+        objs[1]["spec"]["replicas"], 5,
+        "value file from the `values` source"
+    );
+
+    for (bad, reason) in [
+        (
+            "$other/envs/prod.yaml",
+            "refers to source ref \"other\", which no source of the application defines",
+        ),
+        ("$values/../../../etc/passwd", "leaves the repository"),
+    ] {
+        std::fs::write(&file, app(bad)).unwrap();
+        let out = berth(&["render", "-f", file.to_str().unwrap()], tmp.path());
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason), "{bad}: {stderr}");
+    }
+}
