@@ -180,6 +180,84 @@ impl KustomizeOptions {
     }
 }
 
+/// How to run Kustomize.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kustomize {
+    /// The `kustomize` binary.
+    Binary(PathBuf),
+    /// `kubectl kustomize`, the last resort: it builds but cannot edit, so
+    /// applications with Kustomize options need the real binary.
+    Kubectl(PathBuf),
+}
+
+impl Kustomize {
+    /// Finds Kustomize for an application: with `version` (the
+    /// application's `kustomize.version`), the binary configured for it in
+    /// `configured` (Argo CD's `kustomize.path.<version>` in `argocd-cm`);
+    /// otherwise `kustomize` as [`tool::find`] finds it, else `kubectl`.
+    pub fn locate(
+        version: Option<&str>,
+        configured: &BTreeMap<String, PathBuf>,
+    ) -> Result<Kustomize, Error> {
+        if let Some(v) = version.filter(|v| !v.is_empty()) {
+            return match configured.get(v) {
+                Some(path) => Ok(Kustomize::Binary(tool::find("kustomize", Some(path))?)),
+                None => Err(Error::Option {
+                    field: "version",
+                    reason: format!(
+                        "kustomize {v} is not configured; set kustomize.path.{v} in argocd-cm (configured: {})",
+                        if configured.is_empty() {
+                            "none".to_string()
+                        } else {
+                            configured.keys().cloned().collect::<Vec<_>>().join(", ")
+                        }
+                    ),
+                }),
+            };
+        }
+        match tool::find("kustomize", None) {
+            Ok(path) => Ok(Kustomize::Binary(path)),
+            Err(not_found) => tool::find("kubectl", None)
+                .map(Kustomize::Kubectl)
+                .map_err(|_| Error::Tool(not_found)),
+        }
+    }
+}
+
+/// Renders with whichever Kustomize `locate` found.
+pub fn render_with(
+    repo_root: &Path,
+    app_path: &str,
+    options: &KustomizeOptions,
+    kustomize: &Kustomize,
+    work: &Path,
+) -> Result<Vec<Value>, Error> {
+    match kustomize {
+        Kustomize::Binary(path) => render(repo_root, app_path, options, path, work),
+        Kustomize::Kubectl(kubectl) => {
+            if !options.edits()?.is_empty() {
+                return Err(Error::Option {
+                    field: "options",
+                    reason: "this application sets Kustomize options, which need the kustomize binary; kubectl kustomize cannot apply them".into(),
+                });
+            }
+            let home = work.join("home");
+            std::fs::create_dir_all(&home).map_err(|source| Error::Io {
+                path: home.display().to_string(),
+                source,
+            })?;
+            let mut build = Invocation::new(kubectl.clone(), &repo_root.join(app_path))
+                .args(["kustomize", "."]);
+            build.args.extend(options.build_options.iter().cloned());
+            let out = build.run(&home)?;
+            Ok(manifest::parse_stream(
+                &format!("kubectl kustomize {app_path}"),
+                &String::from_utf8_lossy(&out),
+            )?)
+        }
+    }
+}
+
 /// Renders the Kustomize application at `app_path` in the repository at
 /// `repo_root`; `work` is a private scratch directory.
 pub fn render(

@@ -526,3 +526,62 @@ fn tools_are_bounded_in_time_and_output() {
         .collect();
     assert_eq!(names, BTreeSet::from(["HOME", "PATH"]));
 }
+
+#[test]
+fn kustomize_versions_and_the_kubectl_fallback() {
+    use berth_render::kustomize::{Kustomize, render_with};
+    use std::collections::BTreeMap;
+    let tmp = TempDir::new("berth-kust-locate").unwrap();
+    let repo = tmp.path().join("repo");
+    kustomize_fixture(&repo);
+    let real = tool::find("kustomize", None).unwrap();
+    let configured: BTreeMap<String, std::path::PathBuf> =
+        [("v5.8.2".to_string(), real.clone())].into();
+    assert_eq!(
+        Kustomize::locate(Some("v5.8.2"), &configured).unwrap(),
+        Kustomize::Binary(real.clone())
+    );
+    let err = Kustomize::locate(Some("v4.5.7"), &configured).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "kustomize.version: kustomize v4.5.7 is not configured; set kustomize.path.v4.5.7 in argocd-cm (configured: v5.8.2)"
+    );
+
+    // kubectl's built-in Kustomize builds the same overlay...
+    let kubectl = tool::find("kubectl", None).unwrap();
+    let work = tmp.path().join("work");
+    let via_kubectl = render_with(
+        &repo,
+        "overlays/prod",
+        &KustomizeOptions::default(),
+        &Kustomize::Kubectl(kubectl.clone()),
+        &work,
+    )
+    .unwrap();
+    let via_binary = render_with(
+        &repo,
+        "overlays/prod",
+        &KustomizeOptions::default(),
+        &Kustomize::Binary(real),
+        &work,
+    )
+    .unwrap();
+    assert_eq!(keys(&via_kubectl), keys(&via_binary));
+    // ...but cannot apply options.
+    let with_prefix = KustomizeOptions {
+        name_prefix: Some("x-".into()),
+        ..Default::default()
+    };
+    let err = render_with(
+        &repo,
+        "overlays/prod",
+        &with_prefix,
+        &Kustomize::Kubectl(kubectl),
+        &work,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("need the kustomize binary"),
+        "{err}"
+    );
+}

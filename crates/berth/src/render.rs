@@ -414,8 +414,10 @@ fn render_job(job: Job, args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
     let mut objects = match source_type {
         SourceType::Directory => directory::render(&app_dir, &job.directory)?,
         SourceType::Kustomize => {
-            let bin = tool::find("kustomize", None)?;
-            kustomize::render(&job.root, &job.path, &job.kustomize, &bin, work)?
+            // Offline there is no argocd-cm: the default kustomize (or
+            // kubectl's, as a last resort) serves every version.
+            let kz = kustomize::Kustomize::locate(None, &BTreeMap::new())?;
+            kustomize::render_with(&job.root, &job.path, &job.kustomize, &kz, work)?
         }
         SourceType::Helm => {
             let bin = tool::find("helm", None)?;
