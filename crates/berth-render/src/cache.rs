@@ -160,6 +160,28 @@ pub fn kustomize_dirs(root: &Path, app: &Path) -> BTreeSet<PathBuf> {
     seen
 }
 
+/// The directories a Helm chart at `chart` reads inside its repository: the
+/// chart's own, and those of its value and file-parameter files (paths
+/// relative to the chart; `$ref/...` files of other sources and URLs are the
+/// caller's to add).
+pub fn helm_dirs(chart: &Path, files: &[String]) -> BTreeSet<PathBuf> {
+    let mut dirs: BTreeSet<PathBuf> = normalize(chart).into_iter().collect();
+    for f in files {
+        if f.starts_with('$') || f.contains("://") {
+            continue;
+        }
+        if let Some(parent) = Path::new(f).parent() {
+            if let Some(dir) = normalize(&chart.join(parent)) {
+                dirs.insert(dir);
+            }
+        }
+    }
+    // A directory inside another one adds nothing.
+    let all: Vec<PathBuf> = dirs.iter().cloned().collect();
+    dirs.retain(|d| !all.iter().any(|o| o != d && d.starts_with(o)));
+    dirs
+}
+
 /// `a/b/../c` → `a/c`; None if it climbs above the root.
 fn normalize(p: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
@@ -309,6 +331,21 @@ mod tests {
         let got: Vec<_> = dirs.iter().map(|d| d.display().to_string()).collect();
         assert_eq!(got, ["base", "components/mon", "overlays/prod", "shared"]);
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn helm_dirs_cover_the_chart_and_its_value_files() {
+        let dirs = helm_dirs(
+            Path::new("charts/shop"),
+            &[
+                "values-prod.yaml".into(),
+                "../../envs/prod/values.yaml".into(),
+                "$values/x.yaml".into(),
+                "https://example.com/v.yaml".into(),
+            ],
+        );
+        let got: Vec<_> = dirs.iter().map(|d| d.display().to_string()).collect();
+        assert_eq!(got, ["charts/shop", "envs/prod"]);
     }
 
     #[test]

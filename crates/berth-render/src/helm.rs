@@ -90,6 +90,9 @@ pub struct HelmOptions {
     pub kube_version: Option<String>,
     /// The destination's API versions (`--api-versions`).
     pub api_versions: Vec<String>,
+    /// Allow value files given as http(s) URLs (Argo CD refuses them unless
+    /// configured to allow them); helm fetches them.
+    pub allow_remote_value_files: bool,
     /// Roots of the Application's other sources by `ref` name, for value
     /// files written `$name/path` (multiple sources).
     pub ref_roots: std::collections::BTreeMap<String, std::path::PathBuf>,
@@ -256,7 +259,7 @@ fn inside(repo_root: &Path, chart_dir: &Path, rel: &str) -> Result<std::path::Pa
         return Err("is absolute; give a path inside the repository".into());
     }
     if rel.contains("://") {
-        return Err("is a URL; remote value files are not allowed".into());
+        return Err("is a URL; remote value files are not allowed unless configured".into());
     }
     let mut resolved = chart_dir.to_path_buf();
     for c in p.components() {
@@ -312,6 +315,12 @@ pub fn render(
         inv = inv.args(["--skip-tests"]);
     }
     for file in &options.value_files {
+        if options.allow_remote_value_files
+            && (file.starts_with("https://") || file.starts_with("http://"))
+        {
+            inv = inv.args(["--values", file.as_str()]);
+            continue;
+        }
         let path = match file.strip_prefix('$') {
             // `$ref/path`: a file of another source, confined to that source.
             Some(rest) => {

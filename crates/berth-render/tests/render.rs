@@ -451,7 +451,7 @@ fn helm_failures_are_clear() {
         ),
         (
             "https://example.com/values.yaml",
-            "is a URL; remote value files are not allowed",
+            "is a URL; remote value files are not allowed unless configured",
         ),
         (
             "missing.yaml",
