@@ -170,10 +170,10 @@ pub fn helm_dirs(chart: &Path, files: &[String]) -> BTreeSet<PathBuf> {
         if f.starts_with('$') || f.contains("://") {
             continue;
         }
-        if let Some(parent) = Path::new(f).parent() {
-            if let Some(dir) = normalize(&chart.join(parent)) {
-                dirs.insert(dir);
-            }
+        if let Some(parent) = Path::new(f).parent()
+            && let Some(dir) = normalize(&chart.join(parent))
+        {
+            dirs.insert(dir);
         }
     }
     // A directory inside another one adds nothing.
