@@ -289,6 +289,7 @@ fn job_for_source(
                 .unwrap_or_else(|| args.kube_version.clone()),
         ),
         api_versions: helm_src.api_versions.clone(),
+        allow_remote_value_files: false,
         ref_roots: ref_roots.clone(),
     };
     let (root, path, source_type) = match &source.chart {
