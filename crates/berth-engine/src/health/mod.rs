@@ -1,0 +1,161 @@
+//! Resource health, with Argo CD's statuses, order of severity, rules and
+//! messages. One file per kind; [`check`] dispatches on the exact group and
+//! kind (a Knative `Service` is not a core Service).
+
+mod apps;
+mod batch;
+mod core;
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// A health status, from best to worst in the order Argo CD ranks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    /// Working as intended.
+    Healthy,
+    /// Paused or suspended on purpose.
+    Suspended,
+    /// Not there yet, but getting there.
+    Progressing,
+    /// Should exist and does not.
+    Missing,
+    /// Failed, or cannot reach its desired state.
+    Degraded,
+    /// Health cannot be assessed.
+    Unknown,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Healthy => "Healthy",
+            Status::Suspended => "Suspended",
+            Status::Progressing => "Progressing",
+            Status::Missing => "Missing",
+            Status::Degraded => "Degraded",
+            Status::Unknown => "Unknown",
+        })
+    }
+}
+
+/// A status with the message that explains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The status.
+    pub status: Status,
+    /// Why, in Argo CD's words; empty when there is nothing to say.
+    pub message: String,
+}
+
+impl Health {
+    pub(crate) fn new(status: Status, message: impl Into<String>) -> Health {
+        Health {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// The health of one live object, or `None` when no built-in check applies.
+/// An object being deleted is Progressing, whatever its kind.
+pub fn check(obj: &Value) -> Option<Health> {
+    if obj
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Some(Health::new(Status::Progressing, "Pending deletion"));
+    }
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    match (group, kind) {
+        ("apps", "Deployment") => Some(apps::deployment(obj)),
+        ("apps", "ReplicaSet") => Some(apps::replica_set(obj)),
+        ("apps", "StatefulSet") => Some(apps::stateful_set(obj)),
+        ("apps", "DaemonSet") => Some(apps::daemon_set(obj)),
+        ("", "Pod") => Some(core::pod(obj)),
+        ("", "Service") => Some(core::service(obj)),
+        ("", "PersistentVolumeClaim") => Some(core::pvc(obj)),
+        ("batch", "Job") => Some(batch::job(obj)),
+        _ => None,
+    }
+}
+
+/// The application's health: the worst of its resources' (hooks left out
+/// by the caller); Healthy when there are none.
+pub fn aggregate<'a>(healths: impl IntoIterator<Item = &'a Status>) -> Status {
+    healths
+        .into_iter()
+        .copied()
+        .max()
+        .unwrap_or(Status::Healthy)
+}
+
+/// Reads an integer field, 0 when absent.
+pub(crate) fn int(obj: &Value, pointer: &str) -> i64 {
+    obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// Reads a string field, "" when absent.
+pub(crate) fn text<'a>(obj: &'a Value, pointer: &str) -> &'a str {
+    obj.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The status condition of `type_`, if present.
+pub(crate) fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn severity_order_is_argo_cds() {
+        assert_eq!(
+            aggregate(&[Status::Healthy, Status::Suspended]),
+            Status::Suspended
+        );
+        assert_eq!(
+            aggregate(&[Status::Progressing, Status::Missing]),
+            Status::Missing
+        );
+        assert_eq!(
+            aggregate(&[Status::Degraded, Status::Missing, Status::Healthy]),
+            Status::Degraded
+        );
+        assert_eq!(
+            aggregate(&[Status::Degraded, Status::Unknown]),
+            Status::Unknown
+        );
+        assert_eq!(aggregate(&[]), Status::Healthy);
+    }
+
+    #[test]
+    fn deletion_pending_is_progressing_for_any_kind() {
+        let obj = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "deletionTimestamp": "2026-01-01T00:00:00Z"}});
+        assert_eq!(
+            check(&obj),
+            Some(Health::new(Status::Progressing, "Pending deletion"))
+        );
+    }
+
+    #[test]
+    fn checks_apply_to_their_exact_group_only() {
+        let knative = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "s"}});
+        assert_eq!(check(&knative), None);
+        let widget = json!({"apiVersion": "example.com/v1", "kind": "Deployment", "metadata": {"name": "d"}});
+        assert_eq!(check(&widget), None);
+    }
+}

@@ -1,0 +1,7 @@
+//! The engine: which objects belong to an application, what differs from
+//! Git, whether the application is healthy, and in what order a sync applies
+//! and prunes. It does no I/O, so every rule is a fast table-driven test.
+//!
+//! - [`health`]: resource health with Argo CD's rules and messages.
+
+pub mod health;
