@@ -62,6 +62,21 @@ pub fn apply_key<'a>(
     (apply_rank(kind), kind, namespace, name)
 }
 
+/// The API group (empty for the core group) and kind of a manifest.
+pub fn group_kind(obj: &serde_json::Value) -> (&str, &str) {
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+    (
+        group,
+        obj.get("kind")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default(),
+    )
+}
+
 /// Built-in kinds that are cluster-scoped. Offline, without discovery,
 /// every other kind (custom resources included) is taken as namespaced.
 pub const CLUSTER_SCOPED: [&str; 19] = [

@@ -38,12 +38,7 @@ impl Method {
 /// The tracking id of `obj` for application `app` (already qualified with
 /// its namespace when not in the control namespace, `ns_name`).
 pub fn tracking_id(app: &str, obj: &Value) -> String {
-    let api_version = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let (group, kind) = crate::kinds::group_kind(obj);
     let ns = obj
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)

@@ -67,12 +67,7 @@ pub fn check(obj: &Value) -> Option<Health> {
     {
         return Some(Health::new(Status::Progressing, "Pending deletion"));
     }
-    let api_version = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let (group, kind) = berth_api::kinds::group_kind(obj);
     match (group, kind) {
         ("apps", "Deployment") => Some(apps::deployment(obj)),
         ("apps", "ReplicaSet") => Some(apps::replica_set(obj)),
