@@ -11,7 +11,7 @@ tools:
 
 # The release binary at target/release/berth (copied there when CARGO_TARGET_DIR points elsewhere).
 release:
-	@echo "==> building berth (release); a first build takes about 4 minutes on 2 cores" >&2
+	@echo "==> building berth (release); a first build takes about 7 minutes on 2 cores" >&2
 	cargo build --release --locked -p berth
 	@out="$${CARGO_TARGET_DIR:-target}/release/berth"; \
 	if [ "$$out" != "target/release/berth" ] && [ "$$(realpath $$out)" != "$$(realpath -m target/release/berth)" ]; then \
