@@ -101,3 +101,21 @@ async fn deployments_and_pods_as_controllers_report_them() {
         assert_eq!(check(&as_pod(&pod)).unwrap().status, Status::Healthy);
     }
 }
+
+#[tokio::test]
+async fn local_api_services_are_healthy() {
+    let ns = TestNamespace::new("engine-apiservice").await.unwrap();
+    let ar = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+    ));
+    let api: Api<DynamicObject> = Api::all_with(ns.client.clone(), &ar);
+    let obj = api.get("v1.apps").await.unwrap();
+    let health = check(&serde_json::to_value(&obj).unwrap()).unwrap();
+    assert_eq!(health.status, Status::Healthy);
+    assert_eq!(
+        health.message,
+        "Local: Local APIServices are always available"
+    );
+}

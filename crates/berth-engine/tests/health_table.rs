@@ -229,6 +229,30 @@ fn health_table() {
             Status::Healthy,
             "",
         ),
+        (
+            "ingress waiting",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}, "status": {}}),
+            Status::Progressing,
+            "",
+        ),
+        (
+            "ingress ready",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}, "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}}}),
+            Status::Healthy,
+            "",
+        ),
+        (
+            "apiservice unavailable",
+            json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1beta1.metrics.k8s.io"}, "status": {"conditions": [{"type": "Available", "status": "False", "reason": "MissingEndpoints", "message": "endpoints for service/metrics-server have no addresses"}]}}),
+            Status::Progressing,
+            "MissingEndpoints: endpoints for service/metrics-server have no addresses",
+        ),
+        (
+            "apiservice new",
+            json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "x"}}),
+            Status::Progressing,
+            "Waiting to be processed",
+        ),
     ];
     for (name, obj, status, message) in cases {
         let got = check(&obj).unwrap_or_else(|| panic!("{name}: no check applied"));

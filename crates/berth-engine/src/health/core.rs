@@ -102,6 +102,39 @@ pub(super) fn service(obj: &Value) -> Health {
     Health::new(Status::Healthy, "")
 }
 
+/// Ingress: Progressing until the load balancer reports an address.
+pub(super) fn ingress(obj: &Value) -> Health {
+    let has_ingress = obj
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    Health::new(
+        if has_ingress {
+            Status::Healthy
+        } else {
+            Status::Progressing
+        },
+        "",
+    )
+}
+
+/// APIService: its `Available` condition decides.
+pub(super) fn api_service(obj: &Value) -> Health {
+    match condition(obj, "Available") {
+        Some(c) => {
+            let field = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
+            let message = format!("{}: {}", field("reason"), field("message"));
+            let status = if field("status") == "True" {
+                Status::Healthy
+            } else {
+                Status::Progressing
+            };
+            Health::new(status, message)
+        }
+        None => Health::new(Status::Progressing, "Waiting to be processed"),
+    }
+}
+
 /// PersistentVolumeClaim.
 pub(super) fn pvc(obj: &Value) -> Health {
     match text(obj, "/status/phase") {

@@ -77,6 +77,8 @@ pub fn check(obj: &Value) -> Option<Health> {
         ("", "Service") => Some(core::service(obj)),
         ("", "PersistentVolumeClaim") => Some(core::pvc(obj)),
         ("batch", "Job") => Some(batch::job(obj)),
+        ("networking.k8s.io", "Ingress") | ("extensions", "Ingress") => Some(core::ingress(obj)),
+        ("apiregistration.k8s.io", "APIService") => Some(core::api_service(obj)),
         _ => None,
     }
 }
