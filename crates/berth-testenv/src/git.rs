@@ -322,30 +322,16 @@ pub fn git_http(fixture: &GitFixture, user: &str, password: &str) -> Result<Serv
     let port = free_port()?;
     let dir = fixture.dir().join(format!("http-{port}"));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create http dir", e))?;
-    let users = dir.join("users");
-    std::fs::write(&users, format!("{user}:{password}\n"))
-        .map_err(|e| Error::io("write users", e))?;
-    let backend = git_exec_path()?.join("git-http-backend");
-    let srv = fixture.served_dir();
     let conf = format!(
         r#"server.document-root = "{srv}"
 server.port = {port}
 server.bind = "127.0.0.1"
 server.errorlog = "{dir}/error.log"
 server.modules = ("mod_alias", "mod_setenv", "mod_cgi", "mod_auth", "mod_authn_file")
-alias.url = ("/git" => "{backend}", "/anon" => "{backend}")
-$HTTP["url"] =~ "^/(git|anon)" {{
-  cgi.assign = ("" => "")
-  setenv.set-environment = ("GIT_PROJECT_ROOT" => "{srv}", "GIT_HTTP_EXPORT_ALL" => "")
-}}
-auth.backend = "plain"
-auth.backend.plain.userfile = "{users}"
-auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
-"#,
-        srv = srv.display(),
+{backend}"#,
+        srv = fixture.served_dir().display(),
         dir = dir.display(),
-        backend = backend.display(),
-        users = users.display(),
+        backend = git_backend_conf(fixture, &dir, user, password, &["git", "anon"])?,
     );
     start_lighttpd(&dir, &conf, &[port])
 }
@@ -473,11 +459,6 @@ pub fn git_https(
     let read = |f: &str| {
         std::fs::read_to_string(dir.join(f)).map_err(|e| Error::io(format!("read {f}"), e))
     };
-    let users = dir.join("users");
-    std::fs::write(&users, format!("{user}:{password}\n"))
-        .map_err(|e| Error::io("write users", e))?;
-    let backend = git_exec_path()?.join("git-http-backend");
-    let srv = fixture.served_dir();
     let conf = format!(
         r#"server.document-root = "{srv}"
 server.port = {port}
@@ -495,24 +476,15 @@ $SERVER["socket"] == "127.0.0.1:{mtls_port}" {{
   ssl.verifyclient.activate = "enable"
   ssl.verifyclient.enforce = "enable"
 }}
-alias.url = ("/git" => "{backend}", "/anon" => "{backend}", "/bearer" => "{backend}")
-$HTTP["url"] =~ "^/(git|anon|bearer)" {{
-  cgi.assign = ("" => "")
-  setenv.set-environment = ("GIT_PROJECT_ROOT" => "{srv}", "GIT_HTTP_EXPORT_ALL" => "")
-}}
-$HTTP["url"] =~ "^/bearer" {{
+{backend}$HTTP["url"] =~ "^/bearer" {{
   $REQUEST_HEADER["Authorization"] != "Bearer {bearer_token}" {{
     url.access-deny = ("")
   }}
 }}
-auth.backend = "plain"
-auth.backend.plain.userfile = "{users}"
-auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
 "#,
-        srv = srv.display(),
+        srv = fixture.served_dir().display(),
         dir = dir.display(),
-        backend = backend.display(),
-        users = users.display(),
+        backend = git_backend_conf(fixture, &dir, user, password, &["git", "anon", "bearer"])?,
     );
     let server = start_lighttpd(&dir, &conf, &[port, mtls_port])?;
     Ok(HttpsServer {
@@ -522,6 +494,50 @@ auth.require = ("/git" => ("method" => "basic", "realm" => "git", "require" => "
         client_cert_pem: read("client.crt")?,
         client_key_pem: read("client.key")?,
     })
+}
+
+/// Writes a users file for `user`/`password` in `dir` and returns the
+/// lighttpd lines requiring basic authentication under `prefix`.
+pub(crate) fn basic_auth_conf(
+    dir: &Path,
+    user: &str,
+    password: &str,
+    prefix: &str,
+    realm: &str,
+) -> Result<String> {
+    let users = dir.join("users");
+    std::fs::write(&users, format!("{user}:{password}\n"))
+        .map_err(|e| Error::io("write users", e))?;
+    Ok(format!(
+        "auth.backend = \"plain\"\nauth.backend.plain.userfile = \"{}\"\n\
+         auth.require = (\"{prefix}\" => (\"method\" => \"basic\", \"realm\" => \"{realm}\", \"require\" => \"valid-user\"))\n",
+        users.display()
+    ))
+}
+
+/// The lighttpd lines serving the fixture's repositories through `git
+/// http-backend` under each of `prefixes` (`/git/NAME.git`...), `/git` with
+/// basic authentication.
+fn git_backend_conf(
+    fixture: &GitFixture,
+    dir: &Path,
+    user: &str,
+    password: &str,
+    prefixes: &[&str],
+) -> Result<String> {
+    let backend = git_exec_path()?.join("git-http-backend");
+    let aliases: Vec<String> = prefixes
+        .iter()
+        .map(|p| format!("\"/{p}\" => \"{}\"", backend.display()))
+        .collect();
+    Ok(format!(
+        "alias.url = ({})\n$HTTP[\"url\"] =~ \"^/({})\" {{\n  cgi.assign = (\"\" => \"\")\n  \
+         setenv.set-environment = (\"GIT_PROJECT_ROOT\" => \"{}\", \"GIT_HTTP_EXPORT_ALL\" => \"\")\n}}\n{}",
+        aliases.join(", "),
+        prefixes.join("|"),
+        fixture.served_dir().display(),
+        basic_auth_conf(dir, user, password, "/git", "git")?
+    ))
 }
 
 /// Writes `conf` and runs lighttpd on it until every port listens.

@@ -5,16 +5,13 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::git::{Server, free_port, start_lighttpd};
+use crate::git::{Server, basic_auth_conf, free_port, start_lighttpd};
 
 /// Serves `root` on a free loopback port until dropped. Files under
 /// `root/private` need `user`/`password`.
 pub fn static_http(root: &Path, state_dir: &Path, user: &str, password: &str) -> Result<Server> {
     let port = free_port()?;
     std::fs::create_dir_all(state_dir).map_err(|e| Error::io("create http state dir", e))?;
-    let users = state_dir.join("users");
-    std::fs::write(&users, format!("{user}:{password}\n"))
-        .map_err(|e| Error::io("write users", e))?;
     let conf = format!(
         r#"server.document-root = "{root}"
 server.port = {port}
@@ -22,13 +19,10 @@ server.bind = "127.0.0.1"
 server.errorlog = "{state}/error.log"
 server.modules = ("mod_access", "mod_auth", "mod_authn_file")
 mimetype.assign = (".yaml" => "text/yaml", ".tgz" => "application/gzip", "" => "application/octet-stream")
-auth.backend = "plain"
-auth.backend.plain.userfile = "{users}"
-auth.require = ("/private" => ("method" => "basic", "realm" => "charts", "require" => "valid-user"))
-"#,
+{auth}"#,
         root = root.display(),
         state = state_dir.display(),
-        users = users.display(),
+        auth = basic_auth_conf(state_dir, user, password, "/private", "charts")?,
     );
     start_lighttpd(state_dir, &conf, &[port])
 }
