@@ -15,7 +15,7 @@ use crate::repo::RepoCache;
 use crate::revision::RemoteRef;
 use crate::url::RepoUrl;
 
-/// What a poll returns: the refs, or why they could not be listed (as text:
+/// What a poll returns: the refs, or why they could not be listed (shared:
 /// the same answer is handed to every caller of the interval).
 pub type PollResult = Result<Arc<Vec<RemoteRef>>, Arc<crate::repo::Error>>;
 

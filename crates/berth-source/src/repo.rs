@@ -394,13 +394,16 @@ impl RepoCache {
                 }
             }
         };
-        let commit = self.commit_info(url, &resolved.sha)?;
-        let tag = match resolved.ref_name.as_deref() {
-            Some(name) if name.starts_with("refs/tags/") => {
-                self.with_repo(&parsed, |repo| Ok(tag_info_in(repo, name)))?
-            }
-            _ => None,
-        };
+        // The commit and the tag it was reached through, in one opening.
+        let (commit, tag) = self.with_repo(&parsed, |repo| {
+            let commit = commit_info_in(repo, &parsed, &resolved.sha)?;
+            let tag = resolved
+                .ref_name
+                .as_deref()
+                .filter(|name| name.starts_with("refs/tags/"))
+                .and_then(|name| tag_info_in(repo, name));
+            Ok((commit, tag))
+        })?;
         Ok(Revision {
             resolved,
             commit,
@@ -432,33 +435,7 @@ impl RepoCache {
     /// Author, committer, time, message and signature of a cached commit.
     pub fn commit_info(&self, url: &str, sha: &str) -> Result<CommitInfo> {
         let url = RepoUrl::parse(url)?;
-        self.with_repo(&url, |repo| {
-            let commit = find_commit(repo, &url, sha)?;
-            let person = |s: gix::actor::SignatureRef<'_>| format!("{} <{}>", s.name, s.email);
-            let author = commit.author().map_err(|e| cache_error(&url, &e))?;
-            let committer = commit.committer().map_err(|e| cache_error(&url, &e))?;
-            let time = commit.time().map_err(|e| cache_error(&url, &e))?.seconds;
-            let message = commit
-                .message_raw()
-                .map_err(|e| cache_error(&url, &e))?
-                .to_string();
-            let (signature, signed_payload) = match commit
-                .signature()
-                .map_err(|e| cache_error(&url, &e))?
-            {
-                Some((sig, signed)) => (Some(sig.to_string()), Some(signed.to_bstring().to_vec())),
-                None => (None, None),
-            };
-            Ok(CommitInfo {
-                sha: commit.id.to_string(),
-                author: person(author),
-                committer: person(committer),
-                time,
-                message,
-                signature,
-                signed_payload,
-            })
-        })
+        self.with_repo(&url, |repo| commit_info_in(repo, &url, sha))
     }
 
     /// Lists the files under `path` (recursively) at `sha`. `path` is
@@ -700,6 +677,31 @@ fn tag_info_in(repo: &gix::Repository, ref_name: &str) -> Option<TagInfo> {
     Some(TagInfo {
         name: ref_name.trim_start_matches("refs/tags/").to_string(),
         sha: id.to_string(),
+        signature,
+        signed_payload,
+    })
+}
+
+fn commit_info_in(repo: &gix::Repository, url: &RepoUrl, sha: &str) -> Result<CommitInfo> {
+    let commit = find_commit(repo, url, sha)?;
+    let person = |s: gix::actor::SignatureRef<'_>| format!("{} <{}>", s.name, s.email);
+    let author = commit.author().map_err(|e| cache_error(url, &e))?;
+    let committer = commit.committer().map_err(|e| cache_error(url, &e))?;
+    let time = commit.time().map_err(|e| cache_error(url, &e))?.seconds;
+    let message = commit
+        .message_raw()
+        .map_err(|e| cache_error(url, &e))?
+        .to_string();
+    let (signature, signed_payload) = match commit.signature().map_err(|e| cache_error(url, &e))? {
+        Some((sig, signed)) => (Some(sig.to_string()), Some(signed.to_bstring().to_vec())),
+        None => (None, None),
+    };
+    Ok(CommitInfo {
+        sha: commit.id.to_string(),
+        author: person(author),
+        committer: person(committer),
+        time,
+        message,
         signature,
         signed_payload,
     })
@@ -1108,8 +1110,12 @@ fn to_remote_ref(r: &gix::protocol::handshake::Ref) -> Option<RemoteRef> {
 fn remote_error(operation: &'static str, url: &RepoUrl, e: &dyn std::fmt::Display) -> Error {
     let message = format!("{e:#}");
     let lower = message.to_ascii_lowercase();
-    if lower.contains("401")
-        || lower.contains("403")
+    // HTTP status codes as words of their own: a port such as 40173 or a
+    // SHA holding "401" is not a refusal.
+    let status_code = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w == "401" || w == "403");
+    if status_code
         || lower.contains("authentication")
         || lower.contains("unauthenticated")
         || lower.contains("permission denied")
@@ -1345,6 +1351,19 @@ mod tests {
 
     fn url() -> RepoUrl {
         RepoUrl::parse("https://h/r").unwrap()
+    }
+
+    #[test]
+    fn refusals_are_told_from_other_failures() {
+        let url = url();
+        let auth = |m: &str| matches!(remote_error("fetch", &url, &m), Error::Auth { .. });
+        assert!(auth("HTTP status 401 Unauthorized"));
+        assert!(auth("server answered 403"));
+        assert!(auth("git@host: Permission denied (publickey)."));
+        assert!(!auth(
+            "https://127.0.0.1:40173/x: invalid peer certificate: UnknownIssuer"
+        ));
+        assert!(!auth("object 4010abc403 is missing"));
     }
 
     #[test]
