@@ -3,5 +3,7 @@
 //! and prunes. It does no I/O, so every rule is a fast table-driven test.
 //!
 //! - [`health`]: resource health with Argo CD's rules and messages.
+//! - [`lua`]: the sandbox that runs health scripts in Argo CD's format.
 
 pub mod health;
+pub mod lua;
