@@ -2,8 +2,10 @@
 //! Git, whether the application is healthy, and in what order a sync applies
 //! and prunes. It does no I/O, so every rule is a fast table-driven test.
 //!
+//! - [`diff`]: desired against live, normalized, with Secret values masked.
 //! - [`health`]: resource health with Argo CD's rules and messages.
 //! - [`lua`]: the sandbox that runs health scripts in Argo CD's format.
 
+pub mod diff;
 pub mod health;
 pub mod lua;
