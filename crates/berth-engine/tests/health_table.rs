@@ -8,6 +8,16 @@ fn dep(spec: Value, status: Value, generation: i64) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "generation": generation}, "spec": spec, "status": status})
 }
 
+fn cron(spec: Value, status: Value) -> Value {
+    let mut spec = spec;
+    spec["schedule"] = json!("0 * * * *");
+    json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": spec, "status": status})
+}
+
+fn hpa(api_version: &str, conditions: Value) -> Value {
+    json!({"apiVersion": api_version, "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"}, "status": {"conditions": conditions}})
+}
+
 #[test]
 fn health_table() {
     let cases: Vec<(&str, Value, Status, &str)> = vec![
@@ -252,6 +262,112 @@ fn health_table() {
             json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "x"}}),
             Status::Progressing,
             "Waiting to be processed",
+        ),
+        (
+            "cronjob suspended",
+            cron(
+                json!({"suspend": true}),
+                json!({"lastScheduleTime": "2026-11-01T10:00:00Z"}),
+            ),
+            Status::Healthy,
+            "CronJob is Suspended",
+        ),
+        (
+            "cronjob without status",
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {"schedule": "* * * * *"}}),
+            Status::Progressing,
+            "Waiting for CronJob",
+        ),
+        (
+            "cronjob never scheduled",
+            cron(json!({}), json!({})),
+            Status::Healthy,
+            "CronJob has not been scheduled yet",
+        ),
+        (
+            "cronjob never succeeded",
+            cron(
+                json!({}),
+                json!({"lastScheduleTime": "2026-11-01T10:00:00Z"}),
+            ),
+            Status::Healthy,
+            "The CronJob never completed successfully. It may not be healthy",
+        ),
+        (
+            "cronjob running after a failure",
+            cron(
+                json!({}),
+                json!({"lastScheduleTime": "2026-11-01T11:00:00Z", "lastSuccessfulTime": "2026-11-01T10:00:05Z", "active": [{"name": "c-1"}]}),
+            ),
+            Status::Healthy,
+            "The job is running. Its last execution may not have been successful",
+        ),
+        (
+            "cronjob last run failed",
+            cron(
+                json!({}),
+                json!({"lastScheduleTime": "2026-11-01T11:00:00Z", "lastSuccessfulTime": "2026-11-01T10:00:05Z"}),
+            ),
+            Status::Degraded,
+            "CronJob has not completed its last execution successfully",
+        ),
+        (
+            "cronjob last run succeeded",
+            cron(
+                json!({}),
+                json!({"lastScheduleTime": "2026-11-01T11:00:00Z", "lastSuccessfulTime": "2026-11-01T11:00:07Z"}),
+            ),
+            Status::Healthy,
+            "CronJob has completed its last execution successfully",
+        ),
+        (
+            "hpa v2 able to scale",
+            hpa(
+                "autoscaling/v2",
+                json!([{"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale", "message": "recommended size matches current size"}]),
+            ),
+            Status::Healthy,
+            "recommended size matches current size",
+        ),
+        (
+            "hpa v2 cannot read metrics",
+            hpa(
+                "autoscaling/v2",
+                json!([{"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric", "message": "unable to get metrics for resource cpu"}, {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale", "message": "ok"}]),
+            ),
+            Status::Degraded,
+            "unable to get metrics for resource cpu",
+        ),
+        (
+            "hpa v2 first condition wins, as in Argo CD",
+            hpa(
+                "autoscaling/v2",
+                json!([{"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale", "message": "the HPA controller was able to get the target's current scale"}, {"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric", "message": "no metrics"}]),
+            ),
+            Status::Healthy,
+            "the HPA controller was able to get the target's current scale",
+        ),
+        (
+            "hpa v2 limited",
+            hpa(
+                "autoscaling/v2",
+                json!([{"type": "ScalingLimited", "status": "True", "reason": "TooManyReplicas", "message": "the desired replica count is more than the maximum replica count"}]),
+            ),
+            Status::Healthy,
+            "the desired replica count is more than the maximum replica count",
+        ),
+        (
+            "hpa v2 without conditions",
+            hpa("autoscaling/v2", json!([])),
+            Status::Progressing,
+            "Waiting to Autoscale",
+        ),
+        (
+            "hpa v1 conditions in the annotation",
+            json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "annotations": {
+                "autoscaling.alpha.kubernetes.io/conditions": "[{\"type\":\"AbleToScale\",\"status\":\"False\",\"reason\":\"FailedGetScale\",\"message\":\"deployments/scale.apps \\\"web\\\" not found\"}]"}}}),
+            Status::Degraded,
+            "deployments/scale.apps \"web\" not found",
         ),
     ];
     for (name, obj, status, message) in cases {

@@ -3,6 +3,7 @@
 //! kind (a Knative `Service` is not a core Service).
 
 mod apps;
+mod autoscaling;
 mod batch;
 mod core;
 
@@ -77,6 +78,19 @@ pub fn check(obj: &Value) -> Option<Health> {
         ("", "Service") => Some(core::service(obj)),
         ("", "PersistentVolumeClaim") => Some(core::pvc(obj)),
         ("batch", "Job") => Some(batch::job(obj)),
+        ("batch", "CronJob") => Some(batch::cron_job(obj)),
+        ("autoscaling", "HorizontalPodAutoscaler") => match text(obj, "/apiVersion") {
+            "autoscaling/v1" | "autoscaling/v2" | "autoscaling/v2beta1" | "autoscaling/v2beta2" => {
+                Some(autoscaling::hpa(obj))
+            }
+            other => Some(Health::new(
+                Status::Unknown,
+                format!(
+                    "unsupported HPA GVK: autoscaling/{}, Kind=HorizontalPodAutoscaler",
+                    other.rsplit('/').next().unwrap_or_default()
+                ),
+            )),
+        },
         ("networking.k8s.io", "Ingress") | ("extensions", "Ingress") => Some(core::ingress(obj)),
         ("apiregistration.k8s.io", "APIService") => Some(core::api_service(obj)),
         _ => None,

@@ -79,8 +79,9 @@ if installed ~= nil and installed.status == "False" then
     end
     return {status = "Progressing", message = explain(installed, "Activating the package revision")}
   end
-  if installed.reason == "UnpackingPackage" then
-    return {status = "Progressing", message = explain(installed, "Unpacking the package")}
+  if installed.reason == "UnpackingPackage" and (installed.message == nil or installed.message == "") then
+    -- An unpack that fails carries the error as its message.
+    return {status = "Progressing", message = "Unpacking the package"}
   end
   return {status = "Degraded", message = explain(installed, "Package installation failed")}
 end
@@ -96,4 +97,7 @@ end
 if installed == nil or installed.status ~= "True" then
   return {status = "Progressing", message = explain(installed, "Waiting for the package to be installed")}
 end
-return {status = "Progressing", message = explain(healthy, "Waiting for the package revision to become healthy")}
+if healthy ~= nil and healthy.message ~= nil and healthy.message ~= "" then
+  return {status = "Progressing", message = explain(healthy, "")}
+end
+return {status = "Progressing", message = "Waiting for the package revision to become healthy"}
