@@ -6,6 +6,9 @@ mod apps;
 mod autoscaling;
 mod batch;
 mod core;
+mod custom;
+
+pub use custom::{HealthChecks, INVALID_STATUS, Origin, parse_status};
 
 use std::fmt;
 
@@ -51,7 +54,8 @@ pub struct Health {
 }
 
 impl Health {
-    pub(crate) fn new(status: Status, message: impl Into<String>) -> Health {
+    /// A status with its message.
+    pub fn new(status: Status, message: impl Into<String>) -> Health {
         Health {
             status,
             message: message.into(),

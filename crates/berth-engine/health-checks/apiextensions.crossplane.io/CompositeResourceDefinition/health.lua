@@ -5,8 +5,9 @@
 -- resource's CRD exists and its controller runs; False while it is torn
 -- down (TerminatingCompositeResource). Offered, for XRDs that declare
 -- claimNames (v1 only): the same for the claim (WatchingCompositeResourceClaim,
--- TerminatingCompositeResourceClaim). A Synced condition, when present,
--- carries reconcile errors. The crossplane.io/paused annotation stops
+-- TerminatingCompositeResourceClaim). Errors (an XRD whose CRD cannot be
+-- rendered or applied) are reported as events only, not as a condition, so
+-- such an XRD stays Progressing. The crossplane.io/paused annotation stops
 -- reconciliation.
 
 local function getCondition(conditionType)
@@ -58,13 +59,8 @@ end
 
 local established = getCondition("Established")
 local offered = getCondition("Offered")
-local synced = getCondition("Synced")
-if established == nil and offered == nil and synced == nil then
+if established == nil and offered == nil then
   return {status = "Progressing", message = "Waiting for the composite resource to be established"}
-end
-
-if synced ~= nil and synced.status == "False" then
-  return {status = "Degraded", message = explain(synced, "Reconcile error")}
 end
 
 local generation = obj.metadata and obj.metadata.generation
