@@ -5,9 +5,11 @@
 //! - [`diff`]: desired against live, normalized, with Secret values masked.
 //! - [`health`]: resource health with Argo CD's rules and messages.
 //! - [`settings`]: the `argocd-cm` keys the engine honours.
+//! - [`tracking`]: which app an object belongs to; copies and shared objects.
 //! - [`lua`]: the sandbox that runs health scripts in Argo CD's format.
 
 pub mod diff;
 pub mod health;
 pub mod lua;
 pub mod settings;
+pub mod tracking;
