@@ -4,6 +4,7 @@
 //! This binary holds argument parsing and glue only; the work lives in the
 //! library crates.
 
+mod admin;
 mod render;
 mod up;
 
@@ -28,6 +29,9 @@ enum Command {
     /// Print the Kubernetes objects a source declares (offline): a directory,
     /// a Kustomize application or a Helm chart, from Git or a local directory.
     Render(Box<render::RenderArgs>),
+    /// Offline tools over files: health, diff and sync plans as the
+    /// controller computes them.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(args),
         Command::Render(args) => render::run(*args),
+        Command::Admin(args) => return admin::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -318,7 +318,7 @@ pub fn diff(
         (Some(_), _, Some(p)) => Some(p.clone()),
         (Some(d), Some(l), None) => {
             let previous = previous_apply(l, &opts.field_manager);
-            Some(overlay(l, d, previous.as_ref()))
+            Some(overlay(l, d, previous.as_ref(), false))
         }
         (Some(d), None, None) => Some(d.clone()),
     };
@@ -543,7 +543,10 @@ impl Previous {
 const MERGE_KEYS: [&str; 5] = ["name", "containerPort", "port", "mountPath", "ip"];
 
 /// The live object after applying `desired`.
-fn overlay(live: &Value, desired: &Value, previous: Option<&Previous>) -> Value {
+/// Where the desired and live values are the same written differently
+/// (`2.0` and `2`, `1000m` and `1` in a resource field), the live spelling
+/// is kept so that people see no change where there is none.
+fn overlay(live: &Value, desired: &Value, previous: Option<&Previous>, quantity: bool) -> Value {
     match (live, desired) {
         (Value::Object(l), Value::Object(d)) => {
             let mut out = Map::new();
@@ -551,7 +554,8 @@ fn overlay(live: &Value, desired: &Value, previous: Option<&Previous>) -> Value 
                 match d.get(k) {
                     Some(dv) => {
                         let prev = previous.and_then(|p| p.child(k));
-                        out.insert(k.clone(), overlay(lv, dv, prev.as_ref()));
+                        let q = quantity || QUANTITY_KEYS.contains(&k.as_str());
+                        out.insert(k.clone(), overlay(lv, dv, prev.as_ref(), q));
                     }
                     // Set by the previous apply and gone from Git: removed.
                     None if previous.is_some_and(|p| p.has(k)) => {}
@@ -580,7 +584,7 @@ fn overlay(live: &Value, desired: &Value, previous: Option<&Previous>) -> Value 
                             match l.iter().find(|li| li.get(*key) == id) {
                                 Some(li) => {
                                     let prev = previous.zip(id).and_then(|(p, id)| p.item(key, id));
-                                    overlay(li, di, prev.as_ref())
+                                    overlay(li, di, prev.as_ref(), quantity)
                                 }
                                 None => di.clone(),
                             }
@@ -590,12 +594,17 @@ fn overlay(live: &Value, desired: &Value, previous: Option<&Previous>) -> Value 
                 None if l.len() == d.len() => Value::Array(
                     l.iter()
                         .zip(d)
-                        .map(|(li, di)| overlay(li, di, None))
+                        .map(|(li, di)| overlay(li, di, None, quantity))
                         .collect(),
                 ),
                 None => desired.clone(),
             }
         }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => live.clone(),
+        (l, d) if quantity => match (scalar_text(l), scalar_text(d)) {
+            (Some(x), Some(y)) if quantity::equal(&x, &y) => live.clone(),
+            _ => desired.clone(),
+        },
         _ => desired.clone(),
     }
 }

@@ -13,9 +13,10 @@
 -- field was empty (referenced resource may not yet be ready)": that is
 -- waiting, not failure.
 --
--- Returns nothing for an object with neither condition and no
--- spec.forProvider (a ProviderConfig, a ProviderConfigUsage, ...): there is
--- no health to report.
+-- Returns nothing for an object that is not a managed resource (no
+-- spec.forProvider) and has no Ready condition, unless it reports a failure
+-- or a pause: a ProviderConfig, a ProviderConfigUsage, a ProviderRevision,
+-- ... have no health of this kind to report.
 
 local function getCondition(conditionType)
   if obj.status == nil or obj.status.conditions == nil then
@@ -68,8 +69,12 @@ if (annotations ~= nil and annotations["crossplane.io/paused"] == "true")
   return {status = "Suspended", message = "Reconciliation is paused"}
 end
 
+-- Managed resources always have spec.forProvider; XRs and claims have a
+-- Ready condition once Crossplane has seen them.
+local managed = obj.spec ~= nil and obj.spec.forProvider ~= nil
+
 if synced == nil and ready == nil then
-  if obj.spec ~= nil and obj.spec.forProvider ~= nil then
+  if managed then
     return {status = "Progressing", message = "Waiting for the provider to reconcile the resource"}
   end
   return nil
@@ -104,4 +109,9 @@ end
 if ready ~= nil then
   return {status = "Progressing", message = explain(ready, "Waiting for the resource to become ready")}
 end
-return {status = "Progressing", message = "Waiting for the resource to become ready"}
+if managed then
+  return {status = "Progressing", message = "Waiting for the resource to become ready"}
+end
+-- Synced without Ready on something that is not a managed resource (another
+-- Crossplane kind reached by the group rule): only its failures count.
+return nil

@@ -40,7 +40,10 @@ local function failures()
   end
   local parts = {}
   for _, failure in ipairs(failed) do
-    if failure.reason ~= nil and failure.reason ~= "" then
+    if type(failure) ~= "table" then
+      -- v1alpha1 listed bare namespace names.
+      table.insert(parts, tostring(failure))
+    elseif failure.reason ~= nil and failure.reason ~= "" then
       table.insert(parts, tostring(failure.namespace) .. " (" .. failure.reason .. ")")
     else
       table.insert(parts, tostring(failure.namespace))

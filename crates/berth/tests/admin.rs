@@ -1,0 +1,317 @@
+//! `berth admin health` and `berth admin diff` driven as a user would, on
+//! files.
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use berth_testenv::git::TempDir;
+use serde_json::Value;
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+fn berth(args: &[&str]) -> Output {
+    Command::new(BERTH).args(args).output().unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const OBJECTS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: prod, generation: 1}
+spec: {replicas: 2, paused: true}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: prod}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w1, namespace: prod}
+status: {phase: Broken}
+---
+apiVersion: example.com/v1
+kind: Gadget
+metadata: {name: g1}
+"#;
+
+#[test]
+fn health_lines_in_input_order_with_every_source() {
+    let dir = TempDir::new("admin-health").unwrap();
+    let objects = write(dir.path(), "objects.yaml", OBJECTS);
+    // JSON input with a List is accepted too.
+    let json_file = write(
+        dir.path(),
+        "more.json",
+        r#"{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "namespace": "prod"}, "spec": {"schedule": "0 3 * * *", "suspend": true}}]}"#,
+    );
+    write(
+        dir.path(),
+        "custom/example.com/Widget/health.lua",
+        "if obj.status.phase == 'Broken' then return {status = 'Degraded', message = 'from directory'} end",
+    );
+    write(
+        dir.path(),
+        "custom/_/Gadget/health.lua",
+        "return obj.missing.field",
+    );
+    let custom = dir.path().join("custom").display().to_string();
+
+    let out = berth(&[
+        "admin",
+        "health",
+        &objects,
+        &json_file,
+        "--customizations",
+        &custom,
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out);
+    let summary: Vec<(String, Value)> = got
+        .iter()
+        .map(|l| {
+            (
+                format!(
+                    "{}/{}",
+                    l["kind"].as_str().unwrap(),
+                    l["name"].as_str().unwrap()
+                ),
+                l["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("Deployment/web".to_string(), Value::from("Suspended")),
+            ("ConfigMap/settings".to_string(), Value::Null),
+            ("Widget/w1".to_string(), Value::from("Degraded")),
+            ("Gadget/g1".to_string(), Value::from("Unknown")),
+            ("CronJob/nightly".to_string(), Value::from("Healthy")),
+        ]
+    );
+    assert_eq!(got[0]["message"], "Deployment is paused");
+    assert_eq!(got[0]["namespace"], "prod");
+    assert_eq!(got[2]["message"], "from directory");
+    assert!(
+        got[3]["message"]
+            .as_str()
+            .unwrap()
+            .contains("attempt to index"),
+        "Lua error text: {}",
+        got[3]["message"]
+    );
+
+    // argocd-cm wins over the directory.
+    let cm = write(
+        dir.path(),
+        "argocd-cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd}\ndata:\n  resource.customizations.health.example.com_Widget: |\n    return {status = 'Suspended', message = 'from argocd-cm'}\n",
+    );
+    let out = berth(&[
+        "admin",
+        "health",
+        &objects,
+        "--customizations",
+        &custom,
+        "--argocd-cm",
+        &cm,
+        "-o",
+        "json",
+    ]);
+    let got = lines(&out);
+    assert_eq!(got[2]["status"], "Suspended");
+    assert_eq!(got[2]["message"], "from argocd-cm");
+
+    // Text output: one line per object.
+    let out = berth(&["admin", "health", &objects]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(
+        text.starts_with("Deployment/prod/web\tSuspended\tDeployment is paused\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn health_fails_only_on_unreadable_input() {
+    let dir = TempDir::new("admin-health-bad").unwrap();
+    let bad = write(dir.path(), "bad.yaml", "kind: [unclosed\n");
+    let out = berth(&["admin", "health", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml"), "{err}");
+    let out = berth(&["admin", "health", "/nonexistent/objects.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = berth(&["admin", "health"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+}
+
+const DESIRED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: prod}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: app, image: "web:2", resources: {limits: {cpu: 1000m}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db, namespace: prod}
+stringData: {password: new-password-value}
+"#;
+
+const LIVE: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: prod, uid: abc, resourceVersion: "12", generation: 4}
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 600
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: app, image: "web:2", imagePullPolicy: IfNotPresent, resources: {limits: {cpu: "1"}}}
+status: {replicas: 2}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db, namespace: prod}
+data: {password: b2xkLXBhc3N3b3JkLXZhbHVl}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: leftover, namespace: prod}
+"#;
+
+#[test]
+fn diff_exit_codes_and_masking() {
+    let dir = TempDir::new("admin-diff").unwrap();
+    let desired = write(dir.path(), "desired.yaml", DESIRED);
+    let live = write(dir.path(), "live.yaml", LIVE);
+    let out = berth(&["admin", "diff", "--live", &live, "--desired", &desired]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("-  replicas: 2"), "{text}");
+    assert!(text.contains("+  replicas: 3"), "{text}");
+    assert!(!text.contains("cpu"), "1000m equals 1: {text}");
+    assert!(
+        text.contains("live//ConfigMap/prod/leftover"),
+        "extraneous shown: {text}"
+    );
+    for secret in [
+        "new-password-value",
+        "bmV3LXBhc3N3b3JkLXZhbHVl",
+        "b2xkLXBhc3N3b3JkLXZhbHVl",
+        "old-password-value",
+    ] {
+        assert!(!text.contains(secret), "secret leaked: {text}");
+    }
+    assert!(text.contains("++++++++"), "{text}");
+
+    // JSON: one object per resource, with the changed paths.
+    let out = berth(&[
+        "admin",
+        "diff",
+        "--live",
+        &live,
+        "--desired",
+        &desired,
+        "-o",
+        "json",
+    ]);
+    let got = lines(&out);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0]["status"], "OutOfSync");
+    assert_eq!(got[0]["fields"][0]["path"], ".spec.replicas");
+    assert_eq!(got[2]["change"], "prune");
+
+    // Ignoring what differs makes the objects the same: exit 0.
+    let ignore = write(
+        dir.path(),
+        "ignore.yaml",
+        "- {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}\n- {kind: Secret, jqPathExpressions: [.data]}\n",
+    );
+    let only = write(
+        dir.path(),
+        "live-only.yaml",
+        &LIVE[..LIVE.find("---\napiVersion: v1\nkind: ConfigMap").unwrap()],
+    );
+    let out = berth(&[
+        "admin",
+        "diff",
+        "--live",
+        &only,
+        "--desired",
+        &desired,
+        "--ignore-differences",
+        &ignore,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(out.stdout.is_empty());
+
+    // Errors exit 2 and name the problem.
+    let bad = write(
+        dir.path(),
+        "bad-ignore.yaml",
+        "- {kind: Deployment, jsonPointers: [spec/replicas]}\n",
+    );
+    let out = berth(&[
+        "admin",
+        "diff",
+        "--live",
+        &live,
+        "--desired",
+        &desired,
+        "--ignore-differences",
+        &bad,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ignoreDifferences[0]: jsonPointers"), "{err}");
+    let out = berth(&[
+        "admin",
+        "diff",
+        "--live",
+        "/nonexistent.yaml",
+        "--desired",
+        &desired,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
