@@ -4,6 +4,7 @@
 //!
 //! - [`diff`]: desired against live, normalized, with Secret values masked.
 //! - [`health`]: resource health with Argo CD's rules and messages.
+//! - [`plan`]: sync and deletion plans: phases, waves, hooks, options.
 //! - [`settings`]: the `argocd-cm` keys the engine honours.
 //! - [`tracking`]: which app an object belongs to; copies and shared objects.
 //! - [`lua`]: the sandbox that runs health scripts in Argo CD's format.
@@ -11,5 +12,6 @@
 pub mod diff;
 pub mod health;
 pub mod lua;
+pub mod plan;
 pub mod settings;
 pub mod tracking;

@@ -1,6 +1,11 @@
 //! Diff rules as a table, written from Kubernetes' and Argo CD's documented
 //! semantics, plus properties checked over generated objects.
-#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::type_complexity,
+    missing_docs
+)]
 
 use berth_engine::diff::{
     Change, DiffOptions, IgnoreDifference, IgnoreRule, ResourceDiff, SyncStatus, app_status, diff,

@@ -30,6 +30,46 @@ enum AdminCommand {
     /// (normalized, Secret values masked). Exit 0: same, 1: different,
     /// 2: error, as `kubectl diff`.
     Diff(DiffArgs),
+    /// Print the sync plan for desired objects (and the live ones, when
+    /// given): phases, waves, hooks, apply and prune steps, and every
+    /// problem found in annotations and options. Exit 1 when the plan has
+    /// errors.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// Desired objects (for example `berth render` output).
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+    /// Live objects of the application; those not in the desired set are
+    /// prune candidates.
+    #[arg(long, value_name = "FILE")]
+    live: Option<PathBuf>,
+    /// The application's sync options (`spec.syncPolicy.syncOptions`),
+    /// `Key=Value`; repeat for several.
+    #[arg(long = "sync-option", value_name = "KEY=VALUE")]
+    sync_options: Vec<String>,
+    /// Prune objects that are no longer in Git.
+    #[arg(long)]
+    prune: bool,
+    /// A forced sync (delete and re-create what cannot be patched).
+    #[arg(long)]
+    force: bool,
+    /// The destination namespace (`spec.destination.namespace`).
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        value_name = "NAMESPACE",
+        default_value = ""
+    )]
+    namespace: String,
+    /// Plan the application's deletion instead of a sync.
+    #[arg(long)]
+    delete: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    output: Output,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -84,6 +124,7 @@ struct DiffArgs {
 pub fn run(args: AdminArgs) -> ExitCode {
     let result = match args.command {
         AdminCommand::Health(a) => health(a).map(|()| ExitCode::SUCCESS),
+        AdminCommand::Plan(a) => plan(a),
         AdminCommand::Diff(a) => match diff(a) {
             Ok(code) => Ok(code),
             Err(e) => {
@@ -294,4 +335,71 @@ fn diff(args: DiffArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn plan(args: PlanArgs) -> Result<ExitCode> {
+    use berth_engine::plan::{self, DeletionInput, Resource, SyncInput};
+    let mut desired = Vec::new();
+    for f in &args.files {
+        desired.extend(read_objects(f)?);
+    }
+    let live = match &args.live {
+        Some(f) => read_objects(f)?,
+        None => Vec::new(),
+    };
+    let opts = DiffOptions {
+        field_manager: "berth-controller".into(),
+        ..DiffOptions::default()
+    };
+    let mut live_by_key: BTreeMap<String, &Value> = live.iter().map(|o| (key(o), o)).collect();
+    let mut resources = Vec::new();
+    for d in &desired {
+        resources.push(match live_by_key.remove(&key(d)) {
+            Some(l) => {
+                let in_sync = berth_engine::diff::diff(Some(d), Some(l), None, &opts)?.status
+                    == SyncStatus::Synced;
+                Resource::existing(d.clone(), l.clone(), in_sync)
+            }
+            None => Resource::desired(d.clone()),
+        });
+    }
+    for l in &live {
+        if live_by_key.contains_key(&key(l)) {
+            resources.push(Resource::extraneous(l.clone()));
+        }
+    }
+    let namespace_exists = live.iter().any(|o| {
+        o.get("kind").and_then(Value::as_str) == Some("Namespace")
+            && o.pointer("/metadata/name").and_then(Value::as_str) == Some(args.namespace.as_str())
+    });
+    let result = if args.delete {
+        plan::plan_deletion(&DeletionInput {
+            resources,
+            sync_options: args.sync_options,
+            destination_namespace: args.namespace,
+            ..DeletionInput::default()
+        })
+    } else {
+        plan::plan_sync(&SyncInput {
+            resources,
+            sync_options: args.sync_options,
+            prune: args.prune,
+            force: args.force,
+            destination_namespace: args.namespace,
+            namespace_exists,
+            ..SyncInput::default()
+        })
+    };
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+        Output::Text => print!("{}", result.render_text()),
+    }
+    match result.validate() {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(plan::Error::Invalid { count, .. }) => {
+            // The errors themselves are part of the plan printed above.
+            eprintln!("error: the plan has {count} error(s); nothing would be synced");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

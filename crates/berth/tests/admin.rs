@@ -315,3 +315,93 @@ fn diff_exit_codes_and_masking() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+const PLAN_OBJECTS: &str = r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  annotations: {argocd.argoproj.io/hook: PreSync, argocd.argoproj.io/hook-delete-policy: HookSucceeded}
+spec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: "migrate:1"}]}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, annotations: {argocd.argoproj.io/sync-wave: "1"}}
+spec: {replicas: 1}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: shop}
+data: {a: b}
+"#;
+
+#[test]
+fn plan_orders_phases_waves_and_prunes() {
+    let dir = TempDir::new("admin-plan").unwrap();
+    let objects = write(dir.path(), "objects.yaml", PLAN_OBJECTS);
+    let live = write(
+        dir.path(),
+        "live.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: old, namespace: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {a: b}\n",
+    );
+    let out = berth(&[
+        "admin",
+        "plan",
+        "-f",
+        &objects,
+        "--live",
+        &live,
+        "-n",
+        "shop",
+        "--prune",
+        "--sync-option",
+        "CreateNamespace=true",
+        "--sync-option",
+        "ApplyOutOfSyncOnly=true",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let groups: Vec<String> = plan["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| format!("{} {}", g["phase"].as_str().unwrap(), g["wave"]))
+        .collect();
+    assert_eq!(groups, ["PreSync 0", "Sync 0", "Sync 1"], "{plan:#}");
+    let text = serde_json::to_string(&plan).unwrap();
+    // The namespace is created first; the in-sync ConfigMap is not applied
+    // (ApplyOutOfSyncOnly) and the extraneous one is pruned.
+    assert_eq!(plan["prepare"][0]["action"], "ensureNamespace", "{plan:#}");
+    assert!(plan["skipped"].to_string().contains("settings"), "{plan:#}");
+    let sync0 = plan["groups"][1]["steps"].to_string();
+    assert!(
+        sync0.contains("\"prune\"") && sync0.contains("\"old\""),
+        "{sync0}"
+    );
+    assert!(!text.contains("\"error\""), "{text}");
+
+    // Without --prune, the extraneous object is skipped, not pruned.
+    let out = berth(&[
+        "admin", "plan", "-f", &objects, "--live", &live, "-n", "shop",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(!text.contains("prune ConfigMap"), "{text}");
+
+    // A misspelt option value is an error that stops the plan.
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, annotations: {argocd.argoproj.io/sync-options: Prune=flase}}\n",
+    );
+    let out = berth(&["admin", "plan", "-f", &bad, "-n", "shop"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Prune=flase"), "{text}");
+}

@@ -75,7 +75,7 @@ impl JqDelete {
             .map_err(|errs| {
                 let names: Vec<String> = errs
                     .iter()
-                    .flat_map(|(_, es)| es.iter().map(|(name, _)| format!("{name}")))
+                    .flat_map(|(_, es)| es.iter().map(|(name, _)| name.to_string()))
                     .collect();
                 compile_err(format!("undefined: {}", names.join(", ")))
             })?;

@@ -60,17 +60,11 @@ pub(super) fn secrets(mut target: Option<&mut Value>, mut live: Option<&mut Valu
 }
 
 /// Masks the listed annotations on both sides.
-pub(super) fn annotations(
-    mut target: Option<&mut Value>,
-    mut live: Option<&mut Value>,
-    keys: &[String],
-) {
+pub(super) fn annotations(target: Option<&mut Value>, live: Option<&mut Value>, keys: &[String]) {
     let t = target
-        .as_deref_mut()
         .and_then(|t| t.pointer_mut("/metadata/annotations"))
         .and_then(Value::as_object_mut);
     let l = live
-        .as_deref_mut()
         .and_then(|l| l.pointer_mut("/metadata/annotations"))
         .and_then(Value::as_object_mut);
     mask_map(t, l, Some(keys));

@@ -174,14 +174,13 @@ fn walk(fields: &Value, obj: &Value, at: &mut Vec<Seg>, out: &mut Vec<Vec<Seg>>)
                 out.push(at.clone());
                 at.pop();
             }
-        } else if let Some(n) = key.strip_prefix("i:") {
-            if let (Ok(i), Some(items)) = (n.parse::<usize>(), obj.as_array())
-                && let Some(item) = items.get(i)
-            {
-                at.push(Seg::Index(i));
-                walk(sub, item, at, out);
-                at.pop();
-            }
+        } else if let Some(n) = key.strip_prefix("i:")
+            && let (Ok(i), Some(items)) = (n.parse::<usize>(), obj.as_array())
+            && let Some(item) = items.get(i)
+        {
+            at.push(Seg::Index(i));
+            walk(sub, item, at, out);
+            at.pop();
         }
     }
 }
