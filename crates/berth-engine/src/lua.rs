@@ -527,6 +527,22 @@ mod tests {
     }
 
     #[test]
+    fn bytecode_is_refused() {
+        // A LuaJIT bytecode header: precompiled chunks could break the VM's
+        // invariants, so only source text is loaded.
+        let bytecode = "\x1bLJ\x02\x0a\x00";
+        assert!(matches!(
+            run("bytecode", bytecode, &json!({}), quick()),
+            Err(LuaError::Compile { .. })
+        ));
+        // Nor can a script build a chunk: no load, loadstring or string.dump.
+        assert!(matches!(
+            eval("return load(string.dump(function() return 1 end))"),
+            Err(LuaError::Runtime { .. })
+        ));
+    }
+
+    #[test]
     fn infinite_loop_times_out() {
         assert!(matches!(
             eval("while true do end"),

@@ -313,17 +313,25 @@ pub fn diff(
         .is_some_and(|o| o.split(',').any(|x| x.trim() == "IgnoreExtraneous"));
     let object = format!("{kind}/{namespace}/{name}");
 
-    let target = match (desired, live, predicted) {
-        (None, _, _) => None,
-        (Some(_), _, Some(p)) => Some(p.clone()),
-        (Some(d), Some(l), None) => {
+    // Status and server metadata are dropped on copy; the previous apply's
+    // record is read from the untouched live object.
+    let live_lean = live.map(lean_clone);
+    let target = match (desired, live, &live_lean, predicted) {
+        (None, ..) => None,
+        (Some(_), _, _, Some(p)) => Some(lean_clone(p)),
+        (Some(d), Some(l), Some(lean), None) => {
             let previous = previous_apply(l, &opts.field_manager);
-            Some(overlay(l, d, previous.as_ref(), false))
+            Some(overlay(
+                lean,
+                d,
+                previous.as_ref().map(PreviousOwned::view),
+                false,
+            ))
         }
-        (Some(d), None, None) => Some(d.clone()),
+        (Some(d), ..) => Some(d.clone()),
     };
     let mut target = target.map(|t| normalize(t, &group, &kind));
-    let mut live_n = live.map(|l| normalize(l.clone(), &group, &kind));
+    let mut live_n = live_lean.map(|l| normalize(l, &group, &kind));
 
     for rule in opts
         .ignore
@@ -423,6 +431,33 @@ const SERVER_METADATA: [&str; 8] = [
     "deletionGracePeriodSeconds",
 ];
 
+/// A copy without what normalization would remove anyway (status and
+/// server metadata, `managedFields` being most of a live object's bytes).
+fn lean_clone(obj: &Value) -> Value {
+    let Some(map) = obj.as_object() else {
+        return obj.clone();
+    };
+    let mut out = Map::with_capacity(map.len());
+    for (k, v) in map {
+        match (k.as_str(), v) {
+            ("status", _) => {}
+            ("metadata", Value::Object(meta)) => {
+                let mut m = Map::with_capacity(meta.len());
+                for (mk, mv) in meta {
+                    if !SERVER_METADATA.contains(&mk.as_str()) {
+                        m.insert(mk.clone(), mv.clone());
+                    }
+                }
+                out.insert(k.clone(), Value::Object(m));
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 /// Removes what is never compared, and folds a Secret's `stringData` into
 /// `data` as the API server does.
 pub fn normalize(mut obj: Value, group: &str, kind: &str) -> Value {
@@ -475,21 +510,38 @@ pub fn normalize(mut obj: Value, group: &str, kind: &str) -> Value {
 
 /// What the previous apply set, to tell a field removed from Git from a
 /// field the server defaulted.
-enum Previous {
+#[derive(Clone, Copy)]
+enum Previous<'a> {
     /// The last-applied annotation (client-side apply).
-    Applied(Value),
+    Applied(&'a Value),
     /// Our manager's `fieldsV1` (server-side apply).
-    Fields(Value),
+    Fields(&'a Value),
 }
 
-fn previous_apply(live: &Value, manager: &str) -> Option<Previous> {
+/// The previous apply's record, owned: the last-applied annotation is
+/// parsed from text.
+enum PreviousOwned<'a> {
+    Applied(Value),
+    Fields(&'a Value),
+}
+
+impl PreviousOwned<'_> {
+    fn view(&self) -> Previous<'_> {
+        match self {
+            PreviousOwned::Applied(v) => Previous::Applied(v),
+            PreviousOwned::Fields(f) => Previous::Fields(f),
+        }
+    }
+}
+
+fn previous_apply<'a>(live: &'a Value, manager: &str) -> Option<PreviousOwned<'a>> {
     if let Some(text) = live
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(LAST_APPLIED))
         .and_then(Value::as_str)
         && let Ok(v) = serde_json::from_str::<Value>(text)
     {
-        return Some(Previous::Applied(v));
+        return Some(PreviousOwned::Applied(v));
     }
     if manager.is_empty() {
         return None;
@@ -502,36 +554,41 @@ fn previous_apply(live: &Value, manager: &str) -> Option<Previous> {
                 && m.get("operation").and_then(Value::as_str) == Some("Apply")
         })
         .and_then(|m| m.get("fieldsV1"))
-        .map(|f| Previous::Fields(f.clone()))
+        .map(PreviousOwned::Fields)
 }
 
-impl Previous {
-    fn has(&self, key: &str) -> bool {
-        match self {
-            Previous::Applied(v) => v.get(key).is_some(),
-            Previous::Fields(f) => f.get(format!("f:{key}")).is_some(),
-        }
+/// The `f:<key>` entry of a field set, without building the key.
+fn field_entry<'a>(fields: &'a Value, key: &str) -> Option<&'a Value> {
+    fields
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.strip_prefix("f:") == Some(key))
+        .map(|(_, v)| v)
+}
+
+impl<'a> Previous<'a> {
+    fn has(self, key: &str) -> bool {
+        self.child(key).is_some()
     }
 
-    fn child(&self, key: &str) -> Option<Previous> {
+    fn child(self, key: &str) -> Option<Previous<'a>> {
         match self {
-            Previous::Applied(v) => v.get(key).cloned().map(Previous::Applied),
-            Previous::Fields(f) => f.get(format!("f:{key}")).cloned().map(Previous::Fields),
+            Previous::Applied(v) => v.get(key).map(Previous::Applied),
+            Previous::Fields(f) => field_entry(f, key).map(Previous::Fields),
         }
     }
 
     /// The entry for the list item whose merge key `key` is `value`.
-    fn item(&self, key: &str, value: &Value) -> Option<Previous> {
+    fn item(self, key: &str, value: &Value) -> Option<Previous<'a>> {
         match self {
             Previous::Applied(Value::Array(items)) => items
                 .iter()
                 .find(|i| i.get(key) == Some(value))
-                .cloned()
                 .map(Previous::Applied),
             Previous::Applied(_) => None,
             Previous::Fields(f) => {
                 let want = serde_json::json!({ key: value }).to_string();
-                f.get(format!("k:{want}")).cloned().map(Previous::Fields)
+                f.get(format!("k:{want}")).map(Previous::Fields)
             }
         }
     }
@@ -546,7 +603,7 @@ const MERGE_KEYS: [&str; 5] = ["name", "containerPort", "port", "mountPath", "ip
 /// Where the desired and live values are the same written differently
 /// (`2.0` and `2`, `1000m` and `1` in a resource field), the live spelling
 /// is kept so that people see no change where there is none.
-fn overlay(live: &Value, desired: &Value, previous: Option<&Previous>, quantity: bool) -> Value {
+fn overlay(live: &Value, desired: &Value, previous: Option<Previous<'_>>, quantity: bool) -> Value {
     match (live, desired) {
         (Value::Object(l), Value::Object(d)) => {
             let mut out = Map::new();
@@ -555,7 +612,7 @@ fn overlay(live: &Value, desired: &Value, previous: Option<&Previous>, quantity:
                     Some(dv) => {
                         let prev = previous.and_then(|p| p.child(k));
                         let q = quantity || QUANTITY_KEYS.contains(&k.as_str());
-                        out.insert(k.clone(), overlay(lv, dv, prev.as_ref(), q));
+                        out.insert(k.clone(), overlay(lv, dv, prev, q));
                     }
                     // Set by the previous apply and gone from Git: removed.
                     None if previous.is_some_and(|p| p.has(k)) => {}
@@ -584,7 +641,7 @@ fn overlay(live: &Value, desired: &Value, previous: Option<&Previous>, quantity:
                             match l.iter().find(|li| li.get(*key) == id) {
                                 Some(li) => {
                                     let prev = previous.zip(id).and_then(|(p, id)| p.item(key, id));
-                                    overlay(li, di, prev.as_ref(), quantity)
+                                    overlay(li, di, prev, quantity)
                                 }
                                 None => di.clone(),
                             }
@@ -701,9 +758,28 @@ const QUANTITY_KEYS: [&str; 12] = [
     "overhead",
 ];
 
-fn in_quantity_field(at: &[Seg]) -> bool {
+/// A path segment borrowed from the objects being compared, so walking
+/// them allocates nothing until a difference is recorded.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn in_quantity_field(at: &[At<'_>]) -> bool {
     at.iter()
-        .any(|s| matches!(s, Seg::Key(k) if QUANTITY_KEYS.contains(&k.as_str())))
+        .any(|s| matches!(s, At::Key(k) if QUANTITY_KEYS.contains(k)))
+}
+
+fn owned_path(at: &[At<'_>]) -> Path {
+    Path(
+        at.iter()
+            .map(|s| match s {
+                At::Key(k) => Seg::Key((*k).to_string()),
+                At::Index(i) => Seg::Index(*i),
+            })
+            .collect(),
+    )
 }
 
 fn scalar_text(v: &Value) -> Option<String> {
@@ -714,10 +790,10 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-fn compare(
-    target: Option<&Value>,
-    live: Option<&Value>,
-    at: &mut Vec<Seg>,
+fn compare<'a>(
+    target: Option<&'a Value>,
+    live: Option<&'a Value>,
+    at: &mut Vec<At<'a>>,
     out: &mut Vec<FieldChange>,
 ) {
     if is_empty(target) && is_empty(live) {
@@ -726,13 +802,13 @@ fn compare(
     let differ = match (target, live) {
         (Some(Value::Object(t)), Some(Value::Object(l))) => {
             for (k, tv) in t {
-                at.push(Seg::Key(k.clone()));
+                at.push(At::Key(k));
                 compare(Some(tv), l.get(k), at, out);
                 at.pop();
             }
             for (k, lv) in l {
                 if !t.contains_key(k) {
-                    at.push(Seg::Key(k.clone()));
+                    at.push(At::Key(k));
                     compare(None, Some(lv), at, out);
                     at.pop();
                 }
@@ -741,7 +817,7 @@ fn compare(
         }
         (Some(Value::Array(t)), Some(Value::Array(l))) if t.len() == l.len() => {
             for (i, (tv, lv)) in t.iter().zip(l).enumerate() {
-                at.push(Seg::Index(i));
+                at.push(At::Index(i));
                 compare(Some(tv), Some(lv), at, out);
                 at.pop();
             }
@@ -757,7 +833,7 @@ fn compare(
     };
     if differ {
         out.push(FieldChange {
-            path: Path(at.clone()).to_string(),
+            path: owned_path(at).to_string(),
             live: live.cloned(),
             target: target.cloned(),
         });
