@@ -224,6 +224,37 @@ fn diff_table() {
             vec![".spec.minReadySeconds"],
         ),
         (
+            "an empty map in last-applied removes nothing the server set inside it",
+            Some(deploy(json!(2), "web:1")),
+            Some({
+                let mut l = served(deploy(json!(2), "web:1"));
+                let mut applied = deploy(json!(2), "web:1");
+                applied["metadata"]["annotations"] = json!({});
+                l["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+                    json!(applied.to_string());
+                l
+            }),
+            opts(),
+            SyncStatus::Synced,
+            vec![],
+        ),
+        (
+            "an annotation the last apply set and Git dropped",
+            Some(deploy(json!(2), "web:1")),
+            Some({
+                let mut l = served(deploy(json!(2), "web:1"));
+                l["metadata"]["annotations"]["team"] = json!("a");
+                let mut applied = deploy(json!(2), "web:1");
+                applied["metadata"]["annotations"] = json!({"team": "a"});
+                l["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+                    json!(applied.to_string());
+                l
+            }),
+            opts(),
+            SyncStatus::OutOfSync,
+            vec![".metadata.annotations.team"],
+        ),
+        (
             "a field the last apply did not set is a server default",
             Some(deploy(json!(2), "web:1")),
             Some({

@@ -405,3 +405,210 @@ fn plan_orders_phases_waves_and_prunes() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Prune=flase"), "{text}");
 }
+
+fn kubectl(ns: &berth_testenv::TestNamespace, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&ns.kubeconfig)
+        .arg("-n")
+        .arg(&ns.name)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+const SHOP: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example/web:1.0
+        ports: [{containerPort: 8080}]
+        resources: {limits: {cpu: 500m, memory: 0.5Gi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config}
+data: {color: blue, size: large}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: db}
+stringData: {password: correct-horse-battery}
+"#;
+
+/// The offline diff on objects a real API server returned: its defaults,
+/// status and metadata are no differences; a scale and a removed field are.
+#[tokio::test]
+async fn diff_against_what_a_real_api_server_returns() {
+    let ns = berth_testenv::TestNamespace::new("admin-diff-live")
+        .await
+        .unwrap();
+    let dir = TempDir::new("admin-diff-live").unwrap();
+    let desired_text = SHOP.replace(
+        "metadata: {name: ",
+        &format!("metadata: {{namespace: {}, name: ", ns.name),
+    );
+    let desired = write(dir.path(), "desired.yaml", &desired_text);
+    let names = [
+        "deployment/web",
+        "service/web",
+        "configmap/web-config",
+        "secret/db",
+    ];
+    let get = |file: &str| {
+        let mut args = vec!["get"];
+        args.extend(names);
+        args.extend(["-o", "yaml"]);
+        write(dir.path(), file, &kubectl(&ns, &args, None))
+    };
+    let diff =
+        |live: &str, desired: &str| berth(&["admin", "diff", "--live", live, "--desired", desired]);
+
+    kubectl(&ns, &["apply", "-f", "-"], Some(&desired_text));
+    let live = get("live-1.yaml");
+    let out = diff(&live, &desired);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "freshly applied objects are in sync: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Someone scales by hand: drift.
+    kubectl(&ns, &["scale", "deployment/web", "--replicas=5"], None);
+    let live = get("live-2.yaml");
+    let out = diff(&live, &desired);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("-  replicas: 5") && text.contains("+  replicas: 2"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("correct-horse-battery") && !text.contains("Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5"),
+        "{text}"
+    );
+
+    // A key removed from Git that the last apply set is a difference.
+    kubectl(&ns, &["scale", "deployment/web", "--replicas=2"], None);
+    let live = get("live-3.yaml");
+    let fewer = write(
+        dir.path(),
+        "fewer.yaml",
+        &desired_text.replace(", size: large", ""),
+    );
+    let out = berth(&[
+        "admin",
+        "diff",
+        "--live",
+        &live,
+        "--desired",
+        &fewer,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    let cm = got.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    assert_eq!(cm["fields"][0]["path"], ".data.size", "{cm}");
+    assert!(
+        got.iter()
+            .filter(|d| d["kind"] != "ConfigMap")
+            .all(|d| d["status"] == "Synced"),
+        "{got:?}"
+    );
+
+    // The same for server-side apply, read from Berth's field manager.
+    let ssa = SHOP
+        .replace(
+            "metadata: {name: ",
+            &format!("metadata: {{namespace: {}, name: ssa-", ns.name),
+        )
+        .replace("name: db}", "name: ssa-db}");
+    let ssa_file = write(dir.path(), "ssa.yaml", &ssa);
+    kubectl(
+        &ns,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "berth-controller",
+            "-f",
+            "-",
+        ],
+        Some(&ssa),
+    );
+    let live = write(
+        dir.path(),
+        "live-ssa.yaml",
+        // kubectl hides managedFields unless asked.
+        &kubectl(
+            &ns,
+            &[
+                "get",
+                "deployment/ssa-web",
+                "configmap/ssa-web-config",
+                "-o",
+                "yaml",
+                "--show-managed-fields",
+            ],
+            None,
+        ),
+    );
+    let only = |text: &str| {
+        text.split("---")
+            .filter(|d| d.contains("kind: Deployment") || d.contains("kind: ConfigMap"))
+            .collect::<Vec<_>>()
+            .join("---")
+    };
+    let ssa_desired = write(dir.path(), "ssa-desired.yaml", &only(&ssa));
+    let out = diff(&live, &ssa_desired);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ssa_fewer = write(
+        dir.path(),
+        "ssa-fewer.yaml",
+        &only(&ssa).replace(", size: large", ""),
+    );
+    let out = diff(&live, &ssa_fewer);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-  size: large"));
+    let _ = ssa_file;
+}

@@ -567,8 +567,13 @@ fn field_entry<'a>(fields: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 impl<'a> Previous<'a> {
-    fn has(self, key: &str) -> bool {
-        self.child(key).is_some()
+    /// Whether the entry names fields inside it, rather than the whole
+    /// value (an empty map in last-applied names nothing inside).
+    fn has_children(self) -> bool {
+        match self {
+            Previous::Applied(v) => v.is_object(),
+            Previous::Fields(f) => f.as_object().is_some_and(|m| m.keys().any(|k| k != ".")),
+        }
     }
 
     fn child(self, key: &str) -> Option<Previous<'a>> {
@@ -614,8 +619,18 @@ fn overlay(live: &Value, desired: &Value, previous: Option<Previous<'_>>, quanti
                         let q = quantity || QUANTITY_KEYS.contains(&k.as_str());
                         out.insert(k.clone(), overlay(lv, dv, prev, q));
                     }
-                    // Set by the previous apply and gone from Git: removed.
-                    None if previous.is_some_and(|p| p.has(k)) => {}
+                    // Set by the previous apply and gone from Git: removed. A
+                    // map the previous apply set keys in loses only those
+                    // keys (the server's own annotations stay).
+                    None if let Some(prev) = previous.and_then(|p| p.child(k)) => {
+                        if lv.is_object() && prev.has_children() {
+                            let rest =
+                                overlay(lv, &Value::Object(Map::new()), Some(prev), quantity);
+                            if rest.as_object().is_some_and(|m| !m.is_empty()) {
+                                out.insert(k.clone(), rest);
+                            }
+                        }
+                    }
                     None => {
                         out.insert(k.clone(), lv.clone());
                     }
