@@ -91,8 +91,9 @@ pub enum LuaError {
     Setup(String),
 }
 
-/// What a script returned: its `status` and `message` fields as strings,
-/// or `None` when it returned nothing, nil, or a table without a status.
+/// What a script returned: its `status` and `message` fields as strings
+/// (empty when absent). A script that returns nothing, nil or an empty
+/// table gives no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptResult {
     /// The `status` field.
@@ -326,8 +327,24 @@ impl Vm {
             None => {}
         }
         let value = outcome.map_err(runtime)?;
-        let mlua::Value::Table(t) = value else {
-            return Ok(None);
+        let t = match value {
+            mlua::Value::Nil => return Ok(None),
+            mlua::Value::Table(t) if t.is_empty() => return Ok(None),
+            mlua::Value::Table(t) => t,
+            // Argo CD's words for a script that returns something else.
+            other => {
+                return Err(LuaError::Runtime {
+                    name: name.to_string(),
+                    message: format!(
+                        "expect table output from Lua script, not {}",
+                        match other {
+                            // Lua 5.1 has one number type.
+                            mlua::Value::Integer(_) | mlua::Value::Number(_) => "number",
+                            other => other.type_name(),
+                        }
+                    ),
+                });
+            }
         };
         let field = |key: &str| -> String {
             match t.raw_get::<mlua::Value>(key) {
@@ -337,10 +354,9 @@ impl Vm {
                 _ => String::new(),
             }
         };
+        // A table without a status (only a message, say) is kept: it is an
+        // invalid status, not "no health".
         let status = field("status");
-        if status.is_empty() {
-            return Ok(None);
-        }
         Ok(Some(ScriptResult {
             status,
             message: field("message"),
@@ -488,6 +504,19 @@ mod tests {
         assert_eq!(eval("return nil"), Ok(None));
         assert_eq!(eval("return {}"), Ok(None));
         assert_eq!(eval("local x = 1"), Ok(None));
+        assert_eq!(
+            eval("return {message = 'no status'}"),
+            Ok(Some(ScriptResult {
+                status: String::new(),
+                message: "no status".into()
+            }))
+        );
+        match eval("return 1") {
+            Err(LuaError::Runtime { message, .. }) => {
+                assert_eq!(message, "expect table output from Lua script, not number")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

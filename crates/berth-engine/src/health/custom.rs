@@ -340,6 +340,16 @@ mod tests {
             checks.check(&widget()),
             Some(Health::new(Status::Unknown, INVALID_STATUS))
         );
+        checks.add_argocd_cm(
+            "example.com",
+            "Widget",
+            "k",
+            "return {message = 'only a message'}",
+        );
+        assert_eq!(
+            checks.check(&widget()),
+            Some(Health::new(Status::Unknown, INVALID_STATUS))
+        );
         checks.add_argocd_cm("example.com", "Widget", "k", "return obj.missing.field");
         let h = checks.check(&widget()).unwrap();
         assert_eq!(h.status, Status::Unknown);

@@ -111,6 +111,61 @@ pub fn aggregate<'a>(healths: impl IntoIterator<Item = &'a Status>) -> Status {
         .unwrap_or(Status::Healthy)
 }
 
+/// The annotation that keeps a resource out of its application's health.
+pub const IGNORE_HEALTHCHECK: &str = "argocd.argoproj.io/ignore-healthcheck";
+
+/// One resource as its application's health sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct AppResource<'a> {
+    /// The live object, `None` when it does not exist.
+    pub live: Option<&'a Value>,
+    /// Its health, `None` when no check applies.
+    pub status: Option<Status>,
+    /// It is in Git (a target).
+    pub in_git: bool,
+    /// It is a hook.
+    pub hook: bool,
+}
+
+/// The application's health, as Argo CD 3 aggregates it: the worst status
+/// of its resources, leaving out hooks, resources annotated
+/// `argocd.argoproj.io/ignore-healthcheck: "true"`, resources missing from
+/// the cluster (their sync status already says so), and child Applications
+/// whose own health is Missing or Unknown; Missing when Git has objects
+/// and none of them exists; Healthy when nothing counts.
+pub fn app_health<'a>(resources: impl IntoIterator<Item = AppResource<'a>>) -> Status {
+    let (mut worst, mut targets, mut live_objects) = (Status::Healthy, 0usize, 0usize);
+    for r in resources {
+        if r.hook {
+            continue;
+        }
+        if r.in_git {
+            targets += 1;
+        }
+        let Some(live) = r.live else {
+            continue;
+        };
+        live_objects += 1;
+        let ignored = live
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(IGNORE_HEALTHCHECK))
+            .and_then(Value::as_str)
+            == Some("true");
+        let Some(status) = r.status else {
+            continue;
+        };
+        let child_app = berth_api::kinds::group_kind(live) == ("argoproj.io", "Application")
+            && matches!(status, Status::Missing | Status::Unknown);
+        if !ignored && !child_app {
+            worst = worst.max(status);
+        }
+    }
+    if targets > 0 && live_objects == 0 {
+        return Status::Missing;
+    }
+    worst
+}
+
 /// Reads an integer field, 0 when absent.
 pub(crate) fn int(obj: &Value, pointer: &str) -> i64 {
     obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
@@ -155,6 +210,55 @@ mod tests {
             Status::Unknown
         );
         assert_eq!(aggregate(&[]), Status::Healthy);
+    }
+
+    #[test]
+    fn app_health_leaves_out_what_argo_cd_leaves_out() {
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let ignored = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d",
+            "annotations": {"argocd.argoproj.io/ignore-healthcheck": "true"}}});
+        let child = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "a"}});
+        let r = |live: Option<&'static Value>, status: Option<Status>, hook: bool| AppResource {
+            live,
+            status,
+            in_git: true,
+            hook,
+        };
+        let live: &'static Value = Box::leak(Box::new(live));
+        let ignored: &'static Value = Box::leak(Box::new(ignored));
+        let child: &'static Value = Box::leak(Box::new(child));
+        assert_eq!(
+            app_health([r(Some(live), Some(Status::Healthy), false)]),
+            Status::Healthy
+        );
+        assert_eq!(
+            app_health([
+                r(Some(live), Some(Status::Healthy), false),
+                r(Some(live), Some(Status::Degraded), true),
+                r(Some(ignored), Some(Status::Degraded), false),
+                r(Some(child), Some(Status::Unknown), false),
+                r(None, None, false),
+            ]),
+            Status::Healthy,
+            "hooks, ignored, unknown child apps and missing objects do not count"
+        );
+        assert_eq!(
+            app_health([r(Some(child), Some(Status::Degraded), false)]),
+            Status::Degraded,
+            "a degraded child app counts"
+        );
+        assert_eq!(
+            app_health([r(None, None, false), r(None, None, false)]),
+            Status::Missing
+        );
+        assert_eq!(app_health(std::iter::empty()), Status::Healthy);
+        assert_eq!(
+            app_health([
+                r(Some(live), None, false),
+                r(Some(live), Some(Status::Progressing), false)
+            ]),
+            Status::Progressing
+        );
     }
 
     #[test]
