@@ -44,7 +44,7 @@ fn served_meta(m: &Value, i: usize) -> Value {
     m["generation"] = json!(2);
     m["creationTimestamp"] = json!("2026-11-01T10:00:00Z");
     m["managedFields"] = json!([
-        {"manager": "berth-controller", "operation": "Apply", "apiVersion": "v1", "time": "2026-11-01T10:00:00Z",
+        {"manager": "berth", "operation": "Apply", "apiVersion": "v1", "time": "2026-11-01T10:00:00Z",
          "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app.kubernetes.io/name": {}, "f:tier": {}}}, "f:spec": {"f:replicas": {}}}},
         {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1", "time": "2026-11-01T10:00:05Z",
          "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:replicas": {}, "f:conditions": {}}}, "subresource": "status"}
@@ -208,7 +208,7 @@ fn bench(c: &mut Criterion) {
     }
     let checks = HealthChecks::new();
     let opts = DiffOptions {
-        field_manager: "berth-controller".into(),
+        field_manager: "berth".into(),
         ..DiffOptions::default()
     };
 

@@ -59,7 +59,7 @@ fn served(mut obj: Value) -> Value {
 
 fn opts() -> DiffOptions {
     DiffOptions {
-        field_manager: "berth-controller".into(),
+        field_manager: "berth".into(),
         ..DiffOptions::default()
     }
 }
@@ -278,7 +278,7 @@ fn diff_table() {
                     .as_array_mut()
                     .unwrap()
                     .push(json!({
-                        "manager": "berth-controller", "operation": "Apply",
+                        "manager": "berth", "operation": "Apply",
                         "fieldsV1": {"f:spec": {"f:replicas": {}, "f:minReadySeconds": {}}}
                     }));
                 l

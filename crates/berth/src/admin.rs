@@ -286,7 +286,7 @@ fn read_ignore_file(path: &Path) -> Result<Vec<Value>> {
 
 fn diff(args: DiffArgs) -> Result<ExitCode> {
     let mut opts = DiffOptions {
-        field_manager: "berth-controller".into(),
+        field_manager: "berth".into(),
         ..DiffOptions::default()
     };
     if let Some(file) = &args.ignore_differences {
@@ -348,7 +348,7 @@ fn plan(args: PlanArgs) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let opts = DiffOptions {
-        field_manager: "berth-controller".into(),
+        field_manager: "berth".into(),
         ..DiffOptions::default()
     };
     let mut live_by_key: BTreeMap<String, &Value> = live.iter().map(|o| (key(o), o)).collect();

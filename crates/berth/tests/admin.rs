@@ -565,7 +565,7 @@ async fn diff_against_what_a_real_api_server_returns() {
             "apply",
             "--server-side",
             "--field-manager",
-            "berth-controller",
+            "berth",
             "-f",
             "-",
         ],

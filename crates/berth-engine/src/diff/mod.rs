@@ -177,8 +177,8 @@ fn glob(pattern: &str, value: &str) -> bool {
 pub struct DiffOptions {
     /// `ignoreDifferences` rules, from the app and from `argocd-cm`.
     pub ignore: Vec<IgnoreRule>,
-    /// Our field manager: fields it owns and Git no longer has are
-    /// removals.
+    /// Our field manager (`berth`): fields its server-side apply owns and
+    /// Git no longer has are removals.
     pub field_manager: String,
     /// Annotation keys whose values are masked like Secret data
     /// (`resource.sensitive.mask.annotations`).
