@@ -3,9 +3,11 @@
 //! semantics depend on.
 //!
 //! - [`application`]: Argo CD's `Application`, as far as Berth reads it;
+//! - [`crds`]: the Application and AppProject CRDs Berth installs;
 //! - [`kinds`]: the order in which kinds are applied (and pruned in reverse);
 //! - [`tracking`]: how objects are marked as belonging to an application.
 
 pub mod application;
+pub mod crds;
 pub mod kinds;
 pub mod tracking;

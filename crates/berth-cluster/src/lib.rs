@@ -1,9 +1,11 @@
 //! Berth's cluster side: what the API server serves ([`discovery`]), one
 //! shared cache of live objects indexed by tracking ([`live`]), and the
-//! calls that change the cluster ([`apply`]). It decides nothing: the
+//! calls that change the cluster ([`apply`]), and what must exist before
+//! the controller starts ([`bootstrap`]). It decides nothing: the
 //! engine plans, the controller drives.
 
 pub mod apply;
+pub mod bootstrap;
 pub mod discovery;
 pub mod live;
 

@@ -1,0 +1,49 @@
+//! The CustomResourceDefinitions Berth installs when they are missing:
+//! Argo CD's Application and AppProject (schemas that keep every field
+//! Argo CD defines), and the `default` AppProject Argo CD creates.
+
+/// Argo CD's control namespace, Berth's default.
+pub const CONTROL_NAMESPACE: &str = "argocd";
+
+/// The Application CRD (YAML).
+pub const APPLICATION_CRD: &str = include_str!("../crds/application.yaml");
+
+/// The AppProject CRD (YAML).
+pub const APPPROJECT_CRD: &str = include_str!("../crds/appproject.yaml");
+
+/// The `default` AppProject, as Argo CD creates it: any source, any
+/// destination, every cluster-scoped kind.
+pub fn default_project(namespace: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {"name": "default", "namespace": namespace},
+        "spec": {
+            "sourceRepos": ["*"],
+            "destinations": [{"server": "*", "namespace": "*"}],
+            "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]
+        }
+    })
+}
+
+/// Both CRDs, parsed.
+pub fn crds() -> Result<Vec<serde_json::Value>, serde_saphyr::Error> {
+    [APPLICATION_CRD, APPPROJECT_CRD]
+        .iter()
+        .map(|text| serde_saphyr::from_str(text))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crds_parse_and_name_argo_cds_types() {
+        let crds = crds().unwrap();
+        assert_eq!(crds[0]["metadata"]["name"], "applications.argoproj.io");
+        assert_eq!(crds[0]["spec"]["names"]["shortNames"][0], "app");
+        assert_eq!(crds[1]["metadata"]["name"], "appprojects.argoproj.io");
+        assert_eq!(default_project("argocd")["spec"]["sourceRepos"][0], "*");
+    }
+}
