@@ -1,17 +1,15 @@
 //! `berth render`: what an application's source declares, offline.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use berth_api::application::Application;
-use berth_api::tracking::{self, Method};
-use berth_render::detect::{SourceType, detect};
-use berth_render::directory::{self, DirectoryOptions};
-use berth_render::helm::{self, ChartRef, HelmOptions, Parameter};
-use berth_render::jsonnet::{JsonnetOptions, Var};
-use berth_render::kustomize::{self, KustomizeOptions};
-use berth_render::tool;
+use berth_api::tracking::Method;
+use berth_controller::source::{self, RenderJob, Sources};
+use berth_render::detect::SourceType;
+use berth_render::directory::DirectoryOptions;
+use berth_render::helm::{HelmOptions, Parameter};
+use berth_render::kustomize::KustomizeOptions;
 use berth_source::repo::{CacheOptions, RepoCache};
 use clap::{ArgGroup, Args, ValueEnum};
 use serde_json::{Value, json};
@@ -119,34 +117,29 @@ pub fn run(args: RenderArgs) -> Result<()> {
     Ok(())
 }
 
-/// What to render, however it was asked for.
-struct Job {
-    root: PathBuf,
-    path: String,
-    source_type: Option<SourceType>,
-    directory: DirectoryOptions,
-    kustomize: KustomizeOptions,
-    helm: HelmOptions,
-    /// Application name for tracking metadata (with `-f` only).
-    track_as: Option<String>,
-    /// The destination namespace (with `-f` only).
-    destination_namespace: Option<String>,
+fn repo_cache() -> Result<RepoCache> {
+    let cache_dir = cache_dir();
+    RepoCache::new(cache_dir.join("git"), CacheOptions::default())
+        .with_context(|| format!("repository cache in {}", cache_dir.display()))
+}
+
+/// A local Git directory is read through the cache like any repository.
+fn repo_url(url: &str) -> String {
+    match Path::new(url).canonicalize() {
+        Ok(local) if local.is_dir() => local.display().to_string(),
+        _ => url.to_string(),
+    }
 }
 
 fn fetch_repo(url: &str, revision: &str) -> Result<PathBuf> {
-    let cache_dir = cache_dir();
-    let cache = RepoCache::new(cache_dir.join("git"), CacheOptions::default())
-        .with_context(|| format!("repository cache in {}", cache_dir.display()))?;
-    let url = match Path::new(url).canonicalize() {
-        Ok(local) if local.is_dir() => local.display().to_string(),
-        _ => url.to_string(),
-    };
+    let cache = repo_cache()?;
+    let url = repo_url(url);
     let resolved = cache.resolve(&url, None, revision, "")?;
     eprintln!("{url} {revision} -> {}", resolved.resolved.sha);
     Ok(cache.materialize(&url, &resolved.resolved.sha, "")?)
 }
 
-fn job_from_flags(args: &RenderArgs) -> Result<Job> {
+fn job_from_flags(args: &RenderArgs) -> Result<RenderJob> {
     let root = match (&args.repo, &args.local) {
         (Some(url), _) => fetch_repo(url, &args.revision)?,
         (None, Some(dir)) => dir
@@ -165,7 +158,7 @@ fn job_from_flags(args: &RenderArgs) -> Result<Job> {
             force_string: false,
         });
     }
-    Ok(Job {
+    Ok(RenderJob {
         root,
         path: args.path.clone(),
         source_type: match args.source_type {
@@ -194,324 +187,49 @@ fn job_from_flags(args: &RenderArgs) -> Result<Job> {
     })
 }
 
-fn jobs_from_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<Vec<Job>> {
+fn render_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
+    let method = Method::parse(&args.tracking_method).with_context(|| {
+        format!(
+            "--tracking-method {:?}: use annotation, label or annotation+label",
+            args.tracking_method
+        )
+    })?;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let app = Application::from_yaml(&file.display().to_string(), &text)?;
+    let mut app = Application::from_yaml(&file.display().to_string(), &text)?;
     for field in app.unknown_fields() {
         eprintln!(
             "warning: {}: unknown field {field} is ignored",
             file.display()
         );
     }
-    let sources = app.sources();
-    // Sources with a `ref` lend their files to the others (`$ref/...`).
-    let mut ref_roots = BTreeMap::new();
-    for source in &sources {
-        if let (Some(name), None) = (&source.ref_name, &source.chart) {
-            let revision = source
-                .target_revision
-                .clone()
-                .unwrap_or_else(|| "HEAD".into());
-            ref_roots.insert(name.clone(), fetch_repo(&source.repo_url, &revision)?);
-        }
+    // Local Git directories are named by path, relative to where berth runs.
+    if let Some(s) = app.spec.source.as_mut() {
+        s.repo_url = repo_url(&s.repo_url);
     }
-    let mut jobs = Vec::new();
-    for (i, source) in sources.iter().enumerate() {
-        // A source that only lends files renders nothing itself.
-        if source.ref_name.is_some() && source.path.is_none() && source.chart.is_none() {
-            continue;
-        }
-        jobs.push(job_for_source(
-            &app,
-            source,
-            &ref_roots,
-            file,
-            args,
-            &work.join(format!("source-{i}")),
-        )?);
+    for s in &mut app.spec.sources {
+        s.repo_url = repo_url(&s.repo_url);
     }
-    Ok(jobs)
-}
-
-fn job_for_source(
-    app: &Application,
-    source: &berth_api::application::Source,
-    ref_roots: &BTreeMap<String, PathBuf>,
-    file: &Path,
-    args: &RenderArgs,
-    work: &Path,
-) -> Result<Job> {
-    let name = app.metadata.name.clone();
-    let namespace = app.spec.destination.namespace.clone().unwrap_or_default();
-    let revision = source
-        .target_revision
-        .clone()
-        .unwrap_or_else(|| "HEAD".into());
-    let helm_src = source.helm.clone().unwrap_or_default();
-    let mut helm_options = HelmOptions {
-        release_name: helm_src
-            .release_name
-            .clone()
-            .unwrap_or_else(|| name.clone()),
-        namespace: helm_src
-            .namespace
-            .clone()
-            .unwrap_or_else(|| namespace.clone()),
-        values: match (&helm_src.values_object, &helm_src.values) {
-            (Some(obj), _) => {
-                Some(serde_saphyr::to_string(obj).context("spec.source.helm.valuesObject")?)
-            }
-            (None, v) => v.clone(),
-        },
-        value_files: helm_src.value_files.clone(),
-        ignore_missing_value_files: helm_src.ignore_missing_value_files,
-        parameters: helm_src
-            .parameters
-            .iter()
-            .map(|p| Parameter {
-                name: p.name.clone(),
-                value: p.value.clone(),
-                force_string: p.force_string,
-            })
-            .collect(),
-        file_parameters: helm_src
-            .file_parameters
-            .iter()
-            .map(|p| (p.name.clone(), p.path.clone()))
-            .collect(),
-        skip_crds: helm_src.skip_crds,
-        skip_tests: helm_src.skip_tests,
-        kube_version: Some(
-            helm_src
-                .kube_version
-                .clone()
-                .unwrap_or_else(|| args.kube_version.clone()),
-        ),
-        api_versions: helm_src.api_versions.clone(),
-        allow_remote_value_files: false,
-        ref_roots: ref_roots.clone(),
+    let cache = repo_cache()?;
+    let sources = Sources {
+        cache: &cache,
+        charts_dir: cache_dir().join("charts"),
+        kube_version: args.kube_version.clone(),
     };
-    let (root, path, source_type) = match &source.chart {
-        Some(chart) => {
-            let bin = tool::find("helm", None)?;
-            let chart_ref = ChartRef {
-                repo_url: source.repo_url.clone(),
-                chart: chart.clone(),
-                version: revision.clone(),
-                pass_credentials: helm_src.pass_credentials,
-                ..Default::default()
-            };
-            let dir = helm::pull(
-                &chart_ref,
-                &cache_dir().join("charts"),
-                &bin,
-                &work.join("pull"),
-            )?;
-            (dir, chart.clone(), Some(SourceType::Helm))
-        }
-        None => (
-            fetch_repo(&source.repo_url, &revision)?,
-            source.path.clone().unwrap_or_else(|| ".".into()),
-            None,
-        ),
-    };
-    if helm_options.namespace.is_empty() {
-        helm_options.namespace = "default".into();
-    }
-    let k = source.kustomize.clone().unwrap_or_default();
-    let mut replicas = Vec::new();
-    for r in &k.replicas {
-        let count = match &r.count {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        };
-        let Some(count) = count else {
-            bail!(
-                "{}: spec.source.kustomize.replicas: count of {:?} is not a number",
-                file.display(),
-                r.name
-            );
-        };
-        replicas.push((r.name.clone(), count));
-    }
-    let mut patches = Vec::new();
-    for p in &k.patches {
-        let text = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
-        let target = p
-            .get("target")
-            .and_then(Value::as_object)
-            .map(|t| {
-                t.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        patches.push(berth_render::kustomize::Patch {
-            patch: text("patch"),
-            path: text("path"),
-            target,
-        });
-    }
-    let d = source.directory.clone().unwrap_or_default();
-    Ok(Job {
-        root,
-        path,
-        source_type,
-        directory: DirectoryOptions {
-            recurse: d.recurse,
-            include: d.include.clone(),
-            exclude: d.exclude.clone(),
-            jsonnet: jsonnet_options(d.jsonnet.as_ref()),
-            repo_root: None,
-        },
-        kustomize: KustomizeOptions {
-            name_prefix: k.name_prefix.clone(),
-            name_suffix: k.name_suffix.clone(),
-            images: k.images.clone(),
-            common_labels: k.common_labels.clone(),
-            common_annotations: k.common_annotations.clone(),
-            force_common_labels: k.force_common_labels,
-            force_common_annotations: k.force_common_annotations,
-            namespace: k.namespace.clone(),
-            replicas,
-            components: k.components.clone(),
-            patches,
-            build_options: Vec::new(),
-        },
-        helm: helm_options,
-        destination_namespace: app.spec.destination.namespace.clone(),
-        track_as: Some(match app.metadata.namespace.as_deref() {
-            Some(ns) if ns != args.control_namespace => format!("{ns}_{name}"),
-            _ => name,
-        }),
-    })
+    let rendered =
+        source::render_application(&app, &sources, &args.control_namespace, method, work)
+            .with_context(|| file.display().to_string())?;
+    Ok(rendered.objects)
 }
 
 fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
-    let jobs = match &args.file {
-        Some(file) => jobs_from_application(file, args, work)?,
-        None => vec![job_from_flags(args)?],
-    };
-    let mut objects = Vec::new();
-    for (i, job) in jobs.into_iter().enumerate() {
-        objects.extend(render_job(job, args, &work.join(format!("render-{i}")))?);
+    if let Some(file) = &args.file {
+        return render_application(file, args, work);
     }
-    // The order the sync applies them in: stable, so equal keys keep the
-    // order the sources gave.
-    objects.sort_by_key(key);
+    let job = job_from_flags(args)?;
+    let mut objects = source::render_job(job, "--path", &work.join("render-0"))?;
+    source::sort_for_apply(&mut objects);
     Ok(objects)
-}
-
-fn render_job(job: Job, args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
-    let app_dir = job.root.join(&job.path);
-    if !app_dir.is_dir() {
-        bail!("path {}: no such directory in the source", job.path);
-    }
-    let source_type = job.source_type.unwrap_or_else(|| detect(&app_dir));
-    let mut job = job;
-    job.directory.repo_root = Some(job.root.clone());
-    let mut objects = match source_type {
-        SourceType::Directory => directory::render(&app_dir, &job.directory)?,
-        SourceType::Kustomize => {
-            // Offline there is no argocd-cm: the default kustomize (or
-            // kubectl's, as a last resort) serves every version.
-            let kz = kustomize::Kustomize::locate(None, &BTreeMap::new())?;
-            kustomize::render_with(&job.root, &job.path, &job.kustomize, &kz, work)?
-        }
-        SourceType::Helm => {
-            let bin = tool::find("helm", None)?;
-            helm::render(&job.root, &job.path, &job.helm, &bin, work)?
-        }
-    };
-    if let Some(ns) = job
-        .track_as
-        .as_ref()
-        .and(job.destination_namespace.as_deref())
-        .filter(|n| !n.is_empty())
-    {
-        // As the controller applies them: namespaced objects without a
-        // namespace go to the destination's.
-        for obj in &mut objects {
-            let kind = obj
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let has_ns = obj
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
-            if !has_ns
-                && !berth_api::kinds::is_cluster_scoped(&kind)
-                && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
-            {
-                meta.insert("namespace".into(), Value::String(ns.to_string()));
-            }
-        }
-    }
-    if let Some(app) = &job.track_as {
-        let method = Method::parse(&args.tracking_method).with_context(|| {
-            format!(
-                "--tracking-method {:?}: use annotation, label or annotation+label",
-                args.tracking_method
-            )
-        })?;
-        for obj in &mut objects {
-            tracking::mark(obj, app, method, tracking::INSTANCE_LABEL);
-        }
-    }
-    Ok(objects)
-}
-
-/// `directory.jsonnet` as Argo CD writes it: `tlas` and `extVars` as lists
-/// of `{name, value, code}`, `libs` as a list of paths.
-fn jsonnet_options(spec: Option<&Value>) -> JsonnetOptions {
-    let Some(spec) = spec else {
-        return JsonnetOptions::default();
-    };
-    let vars = |field: &str| -> Vec<Var> {
-        spec.get(field)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| {
-                Some(Var {
-                    name: v.get("name")?.as_str()?.to_string(),
-                    value: v
-                        .get("value")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    code: v.get("code").and_then(Value::as_bool).unwrap_or(false),
-                })
-            })
-            .collect()
-    };
-    JsonnetOptions {
-        tlas: vars("tlas"),
-        ext_vars: vars("extVars"),
-        libs: spec
-            .get("libs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-    }
-}
-
-fn key(o: &Value) -> (usize, String, String, String) {
-    let s = |p: &str| {
-        o.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (kind, ns, name) = (s("/kind"), s("/metadata/namespace"), s("/metadata/name"));
-    (berth_api::kinds::apply_rank(&kind), kind, ns, name)
 }
 
 fn cache_dir() -> PathBuf {
