@@ -32,8 +32,8 @@ pub enum SourceError {
         repo: String,
         /// The revision asked for.
         revision: String,
-        /// Why.
-        source: berth_source::repo::Error,
+        /// Why (boxed: it is large and rare).
+        source: Box<berth_source::repo::Error>,
     },
     /// A field of the Application has a value that cannot be used.
     #[error("{field}: {message}")]
@@ -126,7 +126,7 @@ fn fetch(
         field: field.to_string(),
         repo: url.to_string(),
         revision: revision.to_string(),
-        source,
+        source: Box::new(source),
     };
     let resolved = sources
         .cache
