@@ -348,6 +348,16 @@ impl Application {
         };
         let value: Value =
             serde_saphyr::from_str(text).map_err(|e| invalid(format!("not valid YAML: {e}")))?;
+        Application::from_value(source_name, value)
+    }
+
+    /// Reads one Application from a JSON value (as the API server returns
+    /// it); `source_name` names it in errors.
+    pub fn from_value(source_name: &str, value: Value) -> Result<Application, Error> {
+        let invalid = |reason: String| Error::Invalid {
+            source_name: source_name.to_string(),
+            reason,
+        };
         let field = |k: &str| {
             value
                 .get(k)

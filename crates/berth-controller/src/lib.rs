@@ -1,5 +1,8 @@
-//! Berth's controller. Today: [`source`], which turns an Application's
-//! sources into the desired objects, as the reconcile loop and
-//! `berth render -f` both need.
+//! Berth's controller: [`source`] turns an Application's sources into the
+//! desired objects (as `berth render -f` also does), [`compare`] compares
+//! them with the cluster, and [`controller`] runs the loop that keeps every
+//! Application's status current.
 
+pub mod compare;
+pub mod controller;
 pub mod source;

@@ -1,0 +1,171 @@
+//! One comparison of an application: desired objects (rendered from Git),
+//! live objects (from the shared cache), the server-side dry run of each
+//! desired object as the exact target, then the engine's diff and health,
+//! turned into the Application's `status` as Argo CD 3 writes it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use berth_cluster::apply::{Applier, ApplyOptions};
+use berth_cluster::discovery::ResourceTypes;
+use berth_cluster::live::ObjectKey;
+use berth_engine::diff::{self, DiffOptions, IgnoreRule, ResourceDiff, SyncStatus};
+use berth_engine::health::{self, AppResource, HealthChecks, Status};
+use serde_json::{Value, json};
+
+/// What a comparison found, ready to be written as `status`.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The app's sync status.
+    pub sync: SyncStatus,
+    /// The app's health.
+    pub health: Status,
+    /// One entry per resource, in `status.resources` form.
+    pub resources: Vec<Value>,
+    /// Problems worth a condition (`ComparisonError`), each a message.
+    pub errors: Vec<String>,
+}
+
+/// Everything a comparison reads.
+pub struct Inputs<'a> {
+    /// Desired objects, marked with tracking.
+    pub desired: &'a [Value],
+    /// The app's live objects from the cache.
+    pub live: &'a [Arc<Value>],
+    /// The app's `ignoreDifferences`.
+    pub ignore: &'a [Value],
+}
+
+/// Compares, asking the API server for a dry run of each desired object.
+pub async fn compare(
+    inputs: Inputs<'_>,
+    types: &ResourceTypes,
+    applier: &Applier,
+    checks: &HealthChecks,
+) -> Comparison {
+    let mut errors = Vec::new();
+    let opts = DiffOptions {
+        ignore: match IgnoreRule::parse_list(inputs.ignore) {
+            Ok(rules) => rules,
+            Err(e) => {
+                errors.push(format!("spec.{e}"));
+                Vec::new()
+            }
+        },
+        field_manager: berth_cluster::apply::FIELD_MANAGER.into(),
+        mask_annotations: Vec::new(),
+    };
+    let mut live_by_key: BTreeMap<ObjectKey, &Value> = inputs
+        .live
+        .iter()
+        .map(|o| (ObjectKey::of(o), o.as_ref()))
+        .collect();
+    let mut resources = Vec::new();
+    let mut diffs: Vec<ResourceDiff> = Vec::new();
+    let mut healths = Vec::new();
+    for desired in inputs.desired {
+        let key = ObjectKey::of(desired);
+        let live = live_by_key.remove(&key);
+        let api_version = desired
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let served = types.resolve(api_version, &key.kind).is_some();
+        // The dry run gives the exact target; without it (type not served
+        // yet, or refused), the engine's offline target is used.
+        let predicted = if served {
+            match applier
+                .apply(
+                    types,
+                    desired,
+                    ApplyOptions {
+                        dry_run: true,
+                        force: true,
+                    },
+                )
+                .await
+            {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let d = match diff::diff(Some(desired), live, predicted.as_ref(), &opts) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        let h = match live {
+            Some(l) => checks.check(l),
+            None => Some(health::Health::new(Status::Missing, "")),
+        };
+        resources.push(resource_status(&d, api_version, h.as_ref(), false));
+        healths.push((live, h.map(|h| h.status), true));
+        diffs.push(d);
+    }
+    // Tracked live objects Git no longer has.
+    for (_, live) in live_by_key {
+        let api_version = live
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Ok(d) = diff::diff(None, Some(live), None, &opts) else {
+            continue;
+        };
+        let h = checks.check(live);
+        resources.push(resource_status(&d, api_version, h.as_ref(), true));
+        healths.push((Some(live), h.map(|h| h.status), false));
+        diffs.push(d);
+    }
+    let sync = if errors.is_empty() {
+        diff::app_status(&diffs)
+    } else {
+        SyncStatus::Unknown
+    };
+    let health = health::app_health(healths.iter().map(|(live, status, in_git)| AppResource {
+        live: *live,
+        status: *status,
+        in_git: *in_git,
+        hook: false,
+    }));
+    Comparison {
+        sync,
+        health,
+        resources,
+        errors,
+    }
+}
+
+fn resource_status(
+    d: &ResourceDiff,
+    api_version: &str,
+    h: Option<&health::Health>,
+    extraneous: bool,
+) -> Value {
+    let version = api_version.rsplit('/').next().unwrap_or_default();
+    let mut r = json!({
+        "group": d.group,
+        "version": version,
+        "kind": d.kind,
+        "namespace": d.namespace,
+        "name": d.name,
+        "status": d.status.to_string(),
+    });
+    if let Some(h) = h {
+        r["health"] = if h.message.is_empty() {
+            json!({"status": h.status.to_string()})
+        } else {
+            json!({"status": h.status.to_string(), "message": h.message})
+        };
+    }
+    if extraneous {
+        r["requiresPruning"] = json!(true);
+    }
+    r
+}

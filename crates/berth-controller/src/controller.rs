@@ -1,0 +1,524 @@
+//! The reconcile loop: Applications in the control namespace are compared
+//! with Git continuously and their `status` kept current. Triggers: a
+//! change to an Application's spec or its `argocd.argoproj.io/refresh`
+//! annotation, any change to an object it manages (so drift shows in
+//! seconds), and a periodic check of each app's sources. A queue
+//! deduplicates per app and a fixed number of workers bound concurrency, so
+//! no app can starve the others.
+//!
+//! This version compares and reports (Argo CD's manual policy: OutOfSync is
+//! reported and nothing is applied); sync execution comes next.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use berth_api::application::Application;
+use berth_api::tracking::Method;
+use berth_cluster::apply::{Applier, FIELD_MANAGER};
+use berth_cluster::discovery::ResourceTypes;
+use berth_cluster::live::LiveCache;
+use berth_engine::health::HealthChecks;
+use berth_engine::tracking::Tracking;
+use berth_source::repo::{CacheOptions, RepoCache};
+use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::compare::{self, Inputs};
+use crate::source::{self, Sources};
+
+/// The refresh annotation (`normal` or `hard`).
+pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// Bootstrap (CRDs, namespace, default project) failed.
+    #[error(transparent)]
+    Bootstrap(#[from] berth_cluster::bootstrap::BootstrapError),
+    /// Discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] berth_cluster::discovery::DiscoveryError),
+    /// The repository cache could not be opened.
+    #[error("cannot open the repository cache in {dir}: {source}")]
+    Cache {
+        /// Where.
+        dir: PathBuf,
+        /// Why.
+        source: Box<berth_source::repo::Error>,
+    },
+}
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The control namespace (`argocd`).
+    pub namespace: String,
+    /// Where Git mirrors, charts and scratch files go.
+    pub cache_dir: PathBuf,
+    /// How often each app's sources are checked (Berth's default 30 s).
+    pub resync: Duration,
+    /// Apps compared at once.
+    pub workers: usize,
+    /// The Kubernetes version Helm renders for.
+    pub kube_version: String,
+}
+
+impl Config {
+    /// Defaults for `namespace`, with caches under `cache_dir`.
+    pub fn new(namespace: &str, cache_dir: PathBuf) -> Config {
+        Config {
+            namespace: namespace.to_string(),
+            cache_dir,
+            resync: Duration::from_secs(30),
+            workers: 4,
+            kube_version: "1.34.0".into(),
+        }
+    }
+}
+
+fn application_resource() -> ApiResource {
+    ApiResource {
+        group: "argoproj.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "argoproj.io/v1alpha1".into(),
+        kind: "Application".into(),
+        plural: "applications".into(),
+    }
+}
+
+/// The work queue: each app at most once, in arrival order.
+#[derive(Default)]
+struct Queue {
+    order: Mutex<(std::collections::VecDeque<String>, HashSet<String>)>,
+    notify: Notify,
+}
+
+impl Queue {
+    fn push(&self, app: &str) {
+        if let Ok(mut q) = self.order.lock()
+            && q.1.insert(app.to_string())
+        {
+            q.0.push_back(app.to_string());
+            self.notify.notify_one();
+        }
+    }
+
+    async fn pop(&self) -> String {
+        loop {
+            let next = self.order.lock().ok().and_then(|mut q| {
+                let app = q.0.pop_front()?;
+                q.1.remove(&app);
+                Some(app)
+            });
+            if let Some(app) = next {
+                return app;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+struct Shared {
+    client: Client,
+    config: Config,
+    types: ResourceTypes,
+    live: LiveCache,
+    repos: RepoCache,
+    applier: Applier,
+    checks: HealthChecks,
+    apps: Api<DynamicObject>,
+    /// The last Application seen, by name.
+    latest: Mutex<HashMap<String, Value>>,
+    queue: Queue,
+}
+
+/// A running controller.
+pub struct Controller {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("namespace", &self.shared.config.namespace)
+            .finish()
+    }
+}
+
+impl Controller {
+    /// Installs what is missing, discovers the cluster and starts the live
+    /// cache.
+    pub async fn start(client: Client, config: Config) -> Result<Controller, ControllerError> {
+        let installed = berth_cluster::bootstrap::install(&client, &config.namespace).await?;
+        for what in &installed.created {
+            tracing::info!(created = %what, "installed");
+        }
+        let types = ResourceTypes::discover(&client).await?;
+        let live = LiveCache::start(&client, &types, Tracking::default(), |_| true);
+        let repos =
+            RepoCache::new(config.cache_dir.join("git"), CacheOptions::default()).map_err(|e| {
+                ControllerError::Cache {
+                    dir: config.cache_dir.clone(),
+                    source: Box::new(e),
+                }
+            })?;
+        let apps = Api::namespaced_with(client.clone(), &config.namespace, &application_resource());
+        Ok(Controller {
+            shared: Arc::new(Shared {
+                applier: Applier::new(client.clone(), FIELD_MANAGER),
+                client,
+                config,
+                types,
+                live,
+                repos,
+                checks: HealthChecks::new(),
+                apps,
+                latest: Mutex::new(HashMap::new()),
+                queue: Queue::default(),
+            }),
+        })
+    }
+
+    /// Runs until `shutdown` completes.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let shared = self.shared;
+        let _ = shared.live.wait_ready(Duration::from_secs(60)).await;
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(watch_apps(Arc::clone(&shared))));
+        tasks.push(tokio::spawn(watch_live(Arc::clone(&shared))));
+        tasks.push(tokio::spawn(resync(Arc::clone(&shared))));
+        let limit = Arc::new(Semaphore::new(shared.config.workers.max(1)));
+        let workers = {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                loop {
+                    let app = shared.queue.pop().await;
+                    let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                        return;
+                    };
+                    let shared = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        reconcile(&shared, &app).await;
+                        drop(permit);
+                    });
+                }
+            })
+        };
+        tasks.push(workers);
+        shutdown.await;
+        for t in tasks {
+            t.abort();
+        }
+    }
+}
+
+/// What of an Application, when changed, calls for a comparison: not its
+/// status, which the controller itself writes.
+fn trigger_key(app: &Value) -> String {
+    json!([
+        app.get("spec"),
+        app.get("operation"),
+        app.pointer("/metadata/annotations")
+            .and_then(|a| a.get(REFRESH_ANNOTATION)),
+    ])
+    .to_string()
+}
+
+async fn watch_apps(shared: Arc<Shared>) {
+    let mut keys: HashMap<String, String> = HashMap::new();
+    let mut stream = watcher::watcher(shared.apps.clone(), watcher::Config::default()).boxed();
+    while let Some(event) = stream.next().await {
+        let obj = match event {
+            Ok(Event::Apply(o) | Event::InitApply(o)) => o,
+            Ok(Event::Delete(o)) => {
+                let name = o.metadata.name.clone().unwrap_or_default();
+                keys.remove(&name);
+                if let Ok(mut latest) = shared.latest.lock() {
+                    latest.remove(&name);
+                }
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "watching Applications");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let Ok(value) = serde_json::to_value(&obj) else {
+            continue;
+        };
+        let key = trigger_key(&value);
+        if let Ok(mut latest) = shared.latest.lock() {
+            latest.insert(name.clone(), value);
+        }
+        if keys.get(&name) != Some(&key) {
+            keys.insert(name.clone(), key);
+            shared.queue.push(&name);
+        }
+    }
+}
+
+/// A change to a managed object: compare its app now.
+async fn watch_live(shared: Arc<Shared>) {
+    let mut changes = shared.live.subscribe();
+    loop {
+        match changes.recv().await {
+            Ok(change) => {
+                if let Some(app) = change.app {
+                    // Apps outside the control namespace are tracked as
+                    // `namespace_name`; this controller watches its own.
+                    shared.queue.push(&app);
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                // Missed changes: compare everything.
+                let names: Vec<String> = shared
+                    .latest
+                    .lock()
+                    .map(|l| l.keys().cloned().collect())
+                    .unwrap_or_default();
+                for n in names {
+                    shared.queue.push(&n);
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+async fn resync(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(shared.config.resync).await;
+        let names: Vec<String> = shared
+            .latest
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default();
+        for n in names {
+            shared.queue.push(&n);
+        }
+    }
+}
+
+async fn reconcile(shared: &Arc<Shared>, name: &str) {
+    let Some(raw) = shared.latest.lock().ok().and_then(|l| l.get(name).cloned()) else {
+        return;
+    };
+    let status = compare_app(shared, name, &raw).await;
+    // Unchanged apart from the time: nothing to write.
+    let mut old = raw.get("status").cloned().unwrap_or(Value::Null);
+    let mut new = status.clone();
+    for s in [&mut old, &mut new] {
+        if let Some(m) = s.as_object_mut() {
+            m.remove("reconciledAt");
+            if let Some(c) = m.get_mut("conditions").and_then(Value::as_array_mut) {
+                for cond in c {
+                    if let Some(cm) = cond.as_object_mut() {
+                        cm.remove("lastTransitionTime");
+                    }
+                }
+            }
+        }
+    }
+    // A refresh asked for is done: the annotation goes, as in Argo CD.
+    let refreshed = raw
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(REFRESH_ANNOTATION))
+        .is_some();
+    if old == new && !stale(&raw, shared.config.resync) && !refreshed {
+        return;
+    }
+    let mut patch = json!({"status": status});
+    if refreshed {
+        patch["metadata"] = json!({"annotations": {REFRESH_ANNOTATION: null}});
+    }
+    if let Err(e) = shared
+        .apps
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(app = %name, error = %e, "writing status");
+    }
+}
+
+/// Whether `reconciledAt` is older than the resync period, so the time is
+/// refreshed even when nothing else changed.
+fn stale(raw: &Value, resync: Duration) -> bool {
+    let Some(at) = raw.pointer("/status/reconciledAt").and_then(Value::as_str) else {
+        return true;
+    };
+    let now = rfc3339(SystemTime::now());
+    // Same-length UTC timestamps compare as text; a minute's margin.
+    let then = at.get(..16).unwrap_or(at);
+    let now_min = now.get(..16).unwrap_or(&now);
+    resync >= Duration::from_secs(60) && then < now_min
+}
+
+async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Value {
+    let now = rfc3339(SystemTime::now());
+    let app = match Application::from_value(&format!("Application {name}"), raw.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            return json!({
+                "sync": {"status": "Unknown"},
+                "health": {"status": "Unknown"},
+                "conditions": [{"type": "InvalidSpecError", "message": e.to_string(), "lastTransitionTime": now}],
+                "reconciledAt": now,
+            });
+        }
+    };
+    let compared_to = json!({
+        "source": raw.pointer("/spec/source"),
+        "sources": raw.pointer("/spec/sources"),
+        "destination": raw.pointer("/spec/destination"),
+    });
+    let track = source::tracking_name(&app, &shared.config.namespace);
+    let work = shared
+        .config
+        .cache_dir
+        .join("work")
+        .join(format!("{name}-{}", std::process::id()));
+    // Git and the renderers block: off the async workers.
+    let rendered = {
+        let shared = Arc::clone(shared);
+        let app = app.clone();
+        let work = work.clone();
+        tokio::task::spawn_blocking(move || {
+            let sources = Sources {
+                cache: &shared.repos,
+                charts_dir: shared.config.cache_dir.join("charts"),
+                kube_version: shared.config.kube_version.clone(),
+            };
+            let r = source::render_application(
+                &app,
+                &sources,
+                &shared.config.namespace,
+                Method::Annotation,
+                &work,
+            );
+            let _ = std::fs::remove_dir_all(&work);
+            r
+        })
+        .await
+    };
+    let rendered = match rendered {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return failed(raw, &e.to_string(), &now),
+        Err(e) => return failed(raw, &format!("rendering stopped: {e}"), &now),
+    };
+    let live = shared.live.app_objects(&track);
+    let ignore = raw
+        .pointer("/spec/ignoreDifferences")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let c = compare::compare(
+        Inputs {
+            desired: &rendered.objects,
+            live: &live,
+            ignore: &ignore,
+        },
+        &shared.types,
+        &shared.applier,
+        &shared.checks,
+    )
+    .await;
+    let mut sync = json!({"status": c.sync.to_string(), "comparedTo": compared_to});
+    if rendered.revisions.len() == 1 {
+        sync["revision"] = json!(rendered.revisions[0]);
+    } else {
+        sync["revisions"] = json!(rendered.revisions);
+    }
+    let mut status = json!({
+        "sync": sync,
+        "health": {"status": c.health.to_string()},
+        "resources": c.resources,
+        "reconciledAt": now,
+    });
+    if !c.errors.is_empty() {
+        status["conditions"] = json!([{
+            "type": "ComparisonError",
+            "message": c.errors.join("; "),
+            "lastTransitionTime": now,
+        }]);
+    }
+    let _ = &shared.client;
+    status
+}
+
+/// A comparison that could not be made: the condition says why; the last
+/// known resources and health are kept (nothing is ever deleted because a
+/// source failed).
+fn failed(raw: &Value, message: &str, now: &str) -> Value {
+    let mut status = raw.get("status").cloned().unwrap_or_else(|| json!({}));
+    if !status.is_object() {
+        status = json!({});
+    }
+    status["sync"]["status"] = json!("Unknown");
+    status["conditions"] = json!([{
+        "type": "ComparisonError",
+        "message": message,
+        "lastTransitionTime": now,
+    }]);
+    status["reconciledAt"] = json!(now);
+    status
+}
+
+/// `2026-11-28T16:45:00Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_883_392);
+        assert_eq!(rfc3339(t), "2026-11-28T16:29:52Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn status_changes_do_not_trigger() {
+        let a = json!({"spec": {"x": 1}, "status": {"sync": {"status": "Synced"}}});
+        let b = json!({"spec": {"x": 1}, "status": {"sync": {"status": "OutOfSync"}}});
+        assert_eq!(trigger_key(&a), trigger_key(&b));
+        let c = json!({"spec": {"x": 2}});
+        assert_ne!(trigger_key(&a), trigger_key(&c));
+        let refresh = json!({"spec": {"x": 1}, "metadata": {"annotations": {"argocd.argoproj.io/refresh": "hard"}}});
+        assert_ne!(trigger_key(&a), trigger_key(&refresh));
+    }
+}
