@@ -5,6 +5,7 @@
 //! library crates.
 
 mod admin;
+mod controller;
 mod render;
 mod up;
 
@@ -29,6 +30,9 @@ enum Command {
     /// Print the Kubernetes objects a source declares (offline): a directory,
     /// a Kustomize application or a Helm chart, from Git or a local directory.
     Render(Box<render::RenderArgs>),
+    /// Run the controller: compare every Application in the control
+    /// namespace with Git and the cluster, and report it in its status.
+    Controller(controller::ControllerArgs),
     /// Offline tools over files: health, diff and sync plans as the
     /// controller computes them.
     Admin(admin::AdminArgs),
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run(args),
         Command::Render(args) => render::run(*args),
         Command::Admin(args) => return admin::run(args),
+        Command::Controller(args) => controller::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use berth_controller::controller::{Config as ControllerConfig, Controller};
 use berth_testenv::{ControlPlane, Options};
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
@@ -21,6 +22,10 @@ pub struct UpArgs {
     /// free, else any free port).
     #[arg(long)]
     port: Option<u16>,
+
+    /// Start only the cluster, without the controller.
+    #[arg(long)]
+    no_controller: bool,
 }
 
 /// Runs `berth up` until Ctrl-C or SIGTERM.
@@ -40,15 +45,43 @@ pub fn run(args: UpArgs) -> Result<()> {
         startup_ms = plane.startup_time().as_millis() as u64,
         "local control plane ready"
     );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // The controller is ready (CRDs installed, the `argocd` namespace and
+    // default project present, caches listed) before the line is printed.
+    let (stop_controller, controller_stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = if args.no_controller {
+        None
+    } else {
+        let kubeconfig = plane.kubeconfig().to_path_buf();
+        let cache = data_dir.join("cache");
+        Some(runtime.block_on(async {
+            let client = crate::controller::client(Some(&kubeconfig), None).await?;
+            let controller = Controller::start(
+                client,
+                ControllerConfig::new(berth_api::crds::CONTROL_NAMESPACE, cache),
+            )
+            .await
+            .context("starting the controller")?;
+            Ok::<_, anyhow::Error>(runtime.spawn(controller.run(async {
+                let _ = controller_stopped.await;
+            })))
+        })?)
+    };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "kubeconfig: {}", plane.kubeconfig().display())?;
     stdout.flush()?;
     drop(stdout);
+    if controller.is_some() {
+        tracing::info!(
+            namespace = berth_api::crds::CONTROL_NAMESPACE,
+            "controller running: kubectl apply an Application to the argocd namespace"
+        );
+    }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let reason = runtime.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -64,6 +97,10 @@ pub fn run(args: UpArgs) -> Result<()> {
             }
         }
     })?;
+    let _ = stop_controller.send(());
+    if let Some(handle) = controller {
+        let _ = runtime.block_on(handle);
+    }
     match reason {
         Stop::Signal(name) => {
             tracing::info!(signal = name, "stopping the local control plane");

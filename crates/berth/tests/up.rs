@@ -89,6 +89,13 @@ fn up_serves_a_cluster_stops_on_sigterm_and_comes_back_with_the_same_state() {
     let (child, kubeconfig) = start_up(&dir);
     let nodes = kubectl(&kubeconfig, &["get", "nodes", "-o", "name"]);
     assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    // The controller is ready when the line is printed: Argo CD's CRDs,
+    // the argocd namespace and the default project are there.
+    let project = kubectl(
+        &kubeconfig,
+        &["get", "appproject", "default", "-n", "argocd", "-o", "name"],
+    );
+    assert_eq!(project.trim(), "appproject.argoproj.io/default");
     kubectl(
         &kubeconfig,
         &["create", "configmap", "kept", "--from-literal=k=v"],
