@@ -213,6 +213,26 @@ impl Applier {
         })
     }
 
+    /// Reads the live object a manifest (or reference) names; `None` when
+    /// it does not exist.
+    pub async fn get(
+        &self,
+        types: &ResourceTypes,
+        obj: &Value,
+    ) -> Result<Option<Value>, ApplyError> {
+        let (api, name) = self.api(types, obj)?;
+        match api.get_opt(&name).await {
+            Ok(Some(o)) => serde_json::to_value(o)
+                .map(Some)
+                .map_err(|e| ApplyError::Malformed {
+                    object: describe(obj),
+                    message: format!("the API server's answer is not an object: {e}"),
+                }),
+            Ok(None) => Ok(None),
+            Err(e) => Err(classify(describe(obj), e)),
+        }
+    }
+
     /// Deletes the live object `obj`, only if it is still the same object
     /// (its `uid`): a prune never removes an object that was deleted and
     /// created again by someone else in between. An object already gone is

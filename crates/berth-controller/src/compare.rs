@@ -24,6 +24,8 @@ pub struct Comparison {
     pub resources: Vec<Value>,
     /// Problems worth a condition (`ComparisonError`), each a message.
     pub errors: Vec<String>,
+    /// Each object as the sync planner takes it: desired, live, in sync.
+    pub pairs: Vec<berth_engine::plan::Resource>,
 }
 
 /// Everything a comparison reads.
@@ -63,9 +65,15 @@ pub async fn compare(
     let mut resources = Vec::new();
     let mut diffs: Vec<ResourceDiff> = Vec::new();
     let mut healths = Vec::new();
+    let mut pairs = Vec::new();
     for desired in inputs.desired {
         let key = ObjectKey::of(desired);
         let live = live_by_key.remove(&key);
+        if berth_engine::plan::is_hook(desired) {
+            // Hooks run during syncs; they are not resources to compare.
+            pairs.push(berth_engine::plan::Resource::desired(desired.clone()));
+            continue;
+        }
         let api_version = desired
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -107,10 +115,21 @@ pub async fn compare(
         };
         resources.push(resource_status(&d, api_version, h.as_ref(), false));
         healths.push((live, h.map(|h| h.status), true));
+        pairs.push(match live {
+            Some(l) => berth_engine::plan::Resource::existing(
+                desired.clone(),
+                l.clone(),
+                d.status == SyncStatus::Synced,
+            ),
+            None => berth_engine::plan::Resource::desired(desired.clone()),
+        });
         diffs.push(d);
     }
     // Tracked live objects Git no longer has.
     for (_, live) in live_by_key {
+        if berth_engine::plan::is_hook(live) {
+            continue;
+        }
         let api_version = live
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -121,6 +140,7 @@ pub async fn compare(
         let h = checks.check(live);
         resources.push(resource_status(&d, api_version, h.as_ref(), true));
         healths.push((Some(live), h.map(|h| h.status), false));
+        pairs.push(berth_engine::plan::Resource::extraneous(live.clone()));
         diffs.push(d);
     }
     let sync = if errors.is_empty() {
@@ -139,6 +159,7 @@ pub async fn compare(
         health,
         resources,
         errors,
+        pairs,
     }
 }
 

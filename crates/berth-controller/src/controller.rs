@@ -6,8 +6,10 @@
 //! deduplicates per app and a fixed number of workers bound concurrency, so
 //! no app can starve the others.
 //!
-//! This version compares and reports (Argo CD's manual policy: OutOfSync is
-//! reported and nothing is applied); sync execution comes next.
+//! Syncs run when an `operation` asks for one or the automated policy
+//! allows it ([`crate::policy`]), executed from the engine's plan
+//! ([`crate::sync`]); the operation's record and the history are written to
+//! the Application's status as Argo CD writes them.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -30,7 +32,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::compare::{self, Inputs};
+use crate::policy::{self, Decision, SyncRequest};
 use crate::source::{self, Sources};
+use crate::sync::{self, Executor};
 
 /// The refresh annotation (`normal` or `hard`).
 pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
@@ -125,7 +129,6 @@ impl Queue {
 }
 
 struct Shared {
-    client: Client,
     config: Config,
     types: ResourceTypes,
     live: LiveCache,
@@ -136,6 +139,47 @@ struct Shared {
     /// The last Application seen, by name.
     latest: Mutex<HashMap<String, Value>>,
     queue: Queue,
+    /// Apps being reconciled, and those asked for meanwhile.
+    running: Mutex<(HashSet<String>, HashSet<String>)>,
+    /// The latest automated sync per app: (revision, failed).
+    recent: Mutex<HashMap<String, (String, bool)>>,
+    /// Self-heal back-off per app: (revision, attempts, next allowed).
+    heal: Mutex<HashMap<String, (String, u32, tokio::time::Instant)>>,
+}
+
+impl Shared {
+    /// Self-heal may sync the same revision again once its back-off has
+    /// passed: 5 s, doubling per attempt, at most 3 minutes; a new revision
+    /// starts over.
+    fn heal_allowed(&self, app: &str, revision: &str) -> bool {
+        let Ok(heal) = self.heal.lock() else {
+            return false;
+        };
+        match heal.get(app) {
+            Some((rev, _, next)) if rev == revision => tokio::time::Instant::now() >= *next,
+            _ => true,
+        }
+    }
+
+    fn note_heal_attempt(&self, app: &str, revision: &str) {
+        if let Ok(mut heal) = self.heal.lock() {
+            let attempts = match heal.get(app) {
+                Some((rev, n, _)) if rev == revision => n + 1,
+                _ => 0,
+            };
+            let wait = Duration::from_secs(5)
+                .saturating_mul(1 << attempts.min(6))
+                .min(Duration::from_secs(180));
+            heal.insert(
+                app.to_string(),
+                (
+                    revision.to_string(),
+                    attempts,
+                    tokio::time::Instant::now() + wait,
+                ),
+            );
+        }
+    }
 }
 
 /// A running controller.
@@ -171,8 +215,7 @@ impl Controller {
         let apps = Api::namespaced_with(client.clone(), &config.namespace, &application_resource());
         Ok(Controller {
             shared: Arc::new(Shared {
-                applier: Applier::new(client.clone(), FIELD_MANAGER),
-                client,
+                applier: Applier::new(client, FIELD_MANAGER),
                 config,
                 types,
                 live,
@@ -181,6 +224,9 @@ impl Controller {
                 apps,
                 latest: Mutex::new(HashMap::new()),
                 queue: Queue::default(),
+                running: Mutex::new((HashSet::new(), HashSet::new())),
+                heal: Mutex::new(HashMap::new()),
+                recent: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -199,6 +245,20 @@ impl Controller {
             tokio::spawn(async move {
                 loop {
                     let app = shared.queue.pop().await;
+                    // One reconcile per app at a time; a request meanwhile
+                    // runs once it is done.
+                    let busy = shared.running.lock().map(|mut r| {
+                        if r.0.contains(&app) {
+                            r.1.insert(app.clone());
+                            true
+                        } else {
+                            r.0.insert(app.clone());
+                            false
+                        }
+                    });
+                    if busy.unwrap_or(true) {
+                        continue;
+                    }
                     let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
                         return;
                     };
@@ -206,6 +266,13 @@ impl Controller {
                     tokio::spawn(async move {
                         reconcile(&shared, &app).await;
                         drop(permit);
+                        let again = shared.running.lock().map(|mut r| {
+                            r.0.remove(&app);
+                            r.1.remove(&app)
+                        });
+                        if again.unwrap_or(false) {
+                            shared.queue.push(&app);
+                        }
                     });
                 }
             })
@@ -312,7 +379,63 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     let Some(raw) = shared.latest.lock().ok().and_then(|l| l.get(name).cloned()) else {
         return;
     };
-    let status = compare_app(shared, name, &raw).await;
+    let Compared { mut status, ready } = compare_app(shared, name, &raw).await;
+    if let Some(ready) = ready {
+        let heal_allowed = shared.heal_allowed(name, &ready.revision);
+        match policy::decide(
+            &raw,
+            ready.comparison.sync,
+            &ready.revision,
+            ready.objects.is_empty(),
+            heal_allowed,
+            shared
+                .recent
+                .lock()
+                .ok()
+                .and_then(|r| r.get(name).cloned())
+                .as_ref()
+                .map(|(rev, failed)| (rev.as_str(), *failed)),
+        ) {
+            Decision::Nothing => {}
+            Decision::Refuse(message) => {
+                let now = rfc3339(SystemTime::now());
+                let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+                let mut conditions = conditions;
+                conditions.push(
+                    json!({"type": "SyncError", "message": message, "lastTransitionTime": now}),
+                );
+                status["conditions"] = json!(conditions);
+                if raw.pointer("/operation").is_some() {
+                    // The refused request is answered and removed.
+                    status["operationState"] = json!({
+                        "operation": raw.get("operation"),
+                        "phase": "Failed",
+                        "message": message,
+                        "startedAt": now,
+                        "finishedAt": now,
+                    });
+                    let patch = json!({"status": status, "operation": null});
+                    if let Err(e) = shared
+                        .apps
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        tracing::warn!(app = %name, error = %e, "writing status");
+                    }
+                    return;
+                }
+            }
+            Decision::Sync(request) => {
+                if request.automated {
+                    shared.note_heal_attempt(name, &ready.revision);
+                }
+                run_sync(shared, name, &raw, ready, request).await;
+                // Compare again with what the sync did.
+                shared.queue.push(name);
+                return;
+            }
+        }
+    }
     // Unchanged apart from the time: nothing to write.
     let mut old = raw.get("status").cloned().unwrap_or(Value::Null);
     let mut new = status.clone();
@@ -362,17 +485,35 @@ fn stale(raw: &Value, resync: Duration) -> bool {
     resync >= Duration::from_secs(60) && then < now_min
 }
 
-async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Value {
+/// A comparison with what a sync needs.
+struct Compared {
+    status: Value,
+    /// Present when the sources rendered and were compared.
+    ready: Option<Ready>,
+}
+
+struct Ready {
+    app: Application,
+    objects: Vec<Value>,
+    revision: String,
+    comparison: compare::Comparison,
+    live: Vec<Arc<Value>>,
+}
+
+async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared {
     let now = rfc3339(SystemTime::now());
     let app = match Application::from_value(&format!("Application {name}"), raw.clone()) {
         Ok(a) => a,
         Err(e) => {
-            return json!({
-                "sync": {"status": "Unknown"},
-                "health": {"status": "Unknown"},
-                "conditions": [{"type": "InvalidSpecError", "message": e.to_string(), "lastTransitionTime": now}],
-                "reconciledAt": now,
-            });
+            return Compared {
+                status: json!({
+                    "sync": {"status": "Unknown"},
+                    "health": {"status": "Unknown"},
+                    "conditions": [{"type": "InvalidSpecError", "message": e.to_string(), "lastTransitionTime": now}],
+                    "reconciledAt": now,
+                }),
+                ready: None,
+            };
         }
     };
     let compared_to = json!({
@@ -411,8 +552,18 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Value {
     };
     let rendered = match rendered {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return failed(raw, &e.to_string(), &now),
-        Err(e) => return failed(raw, &format!("rendering stopped: {e}"), &now),
+        Ok(Err(e)) => {
+            return Compared {
+                status: failed(raw, &e.to_string(), &now),
+                ready: None,
+            };
+        }
+        Err(e) => {
+            return Compared {
+                status: failed(raw, &format!("rendering stopped: {e}"), &now),
+                ready: None,
+            };
+        }
     };
     let live = shared.live.app_objects(&track);
     let ignore = raw
@@ -450,8 +601,22 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Value {
             "lastTransitionTime": now,
         }]);
     }
-    let _ = &shared.client;
-    status
+    // What the controller recorded stays: operations and history.
+    for key in ["operationState", "history"] {
+        if let Some(v) = raw.pointer(&format!("/status/{key}")) {
+            status[key] = v.clone();
+        }
+    }
+    Compared {
+        status,
+        ready: Some(Ready {
+            app,
+            revision: rendered.revisions.first().cloned().unwrap_or_default(),
+            objects: rendered.objects,
+            comparison: c,
+            live,
+        }),
+    }
 }
 
 /// A comparison that could not be made: the condition says why; the last
@@ -496,6 +661,153 @@ pub fn rfc3339(t: SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// Records that a sync starts, runs the engine's plan, and records the
+/// outcome (`operationState`, `history`), clearing the request.
+async fn run_sync(
+    shared: &Arc<Shared>,
+    name: &str,
+    raw: &Value,
+    ready: Ready,
+    request: SyncRequest,
+) {
+    let started = rfc3339(SystemTime::now());
+    let started_secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let operation = json!({
+        "sync": {
+            "revision": ready.revision,
+            "prune": request.prune,
+            "dryRun": request.dry_run,
+            "syncOptions": request.sync_options,
+        },
+        "initiatedBy": request.initiated_by,
+    });
+    let running = json!({"status": {"operationState": {
+        "operation": operation, "phase": "Running", "message": "syncing", "startedAt": started,
+    }}});
+    if let Err(e) = shared
+        .apps
+        .patch(name, &PatchParams::default(), &Patch::Merge(&running))
+        .await
+    {
+        tracing::warn!(app = %name, error = %e, "recording the sync start");
+    }
+    tracing::info!(app = %name, revision = %ready.revision, automated = request.automated, "sync started");
+
+    let destination = ready
+        .app
+        .spec
+        .destination
+        .namespace
+        .clone()
+        .unwrap_or_default();
+    let plan = berth_engine::plan::plan_sync(&berth_engine::plan::SyncInput {
+        resources: ready.comparison.pairs.clone(),
+        sync_options: request.sync_options.clone(),
+        prune: request.prune,
+        force: false,
+        skip_hooks: false,
+        destination_namespace: destination.clone(),
+        namespace_exists: shared
+            .live
+            .get(&berth_cluster::live::ObjectKey {
+                group: String::new(),
+                kind: "Namespace".into(),
+                namespace: String::new(),
+                name: destination,
+            })
+            .is_some(),
+        managed_namespace_metadata: None,
+    });
+    let outcome = match plan.validate() {
+        Err(e) => sync::Outcome {
+            phase: "Failed",
+            message: format!("{e}; see `berth admin plan` for the full plan"),
+            resources: Vec::new(),
+        },
+        Ok(()) => {
+            let executor = Executor {
+                types: &shared.types,
+                applier: &shared.applier,
+                checks: &shared.checks,
+                desired: ready
+                    .objects
+                    .iter()
+                    .map(|o| (sync::object_ref(o), o.clone()))
+                    .collect(),
+                live: ready
+                    .live
+                    .iter()
+                    .map(|o| (sync::object_ref(o), o.as_ref().clone()))
+                    .collect(),
+                revision: ready.revision.clone(),
+                started_at: started_secs,
+                wait_limit: sync::WAIT_LIMIT,
+            };
+            executor.run(&plan, request.dry_run).await
+        }
+    };
+    if request.automated
+        && !request.dry_run
+        && let Ok(mut recent) = shared.recent.lock()
+    {
+        recent.insert(
+            name.to_string(),
+            (ready.revision.clone(), outcome.phase != "Succeeded"),
+        );
+    }
+    let finished = rfc3339(SystemTime::now());
+    tracing::info!(app = %name, phase = outcome.phase, message = %outcome.message, "sync finished");
+    let source = raw.pointer("/spec/source").cloned().unwrap_or(Value::Null);
+    let state = json!({
+        "operation": operation,
+        "phase": outcome.phase,
+        "message": outcome.message,
+        "startedAt": started,
+        "finishedAt": finished,
+        "syncResult": {"revision": ready.revision, "source": source, "resources": outcome.resources},
+    });
+    let mut history = raw
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if outcome.phase == "Succeeded" && !request.dry_run {
+        let id = history
+            .iter()
+            .filter_map(|h| h.get("id").and_then(Value::as_i64))
+            .max()
+            .unwrap_or(-1)
+            + 1;
+        history.push(json!({
+            "id": id,
+            "revision": ready.revision,
+            "source": source,
+            "deployStartedAt": started,
+            "deployedAt": finished,
+            "initiatedBy": request.initiated_by,
+        }));
+        // Argo CD's default revisionHistoryLimit.
+        let limit = raw
+            .pointer("/spec/revisionHistoryLimit")
+            .and_then(Value::as_u64)
+            .unwrap_or(10) as usize;
+        if history.len() > limit {
+            history.drain(..history.len() - limit);
+        }
+    }
+    let patch = json!({"status": {"operationState": state, "history": history}, "operation": null});
+    if let Err(e) = shared
+        .apps
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(app = %name, error = %e, "recording the sync outcome");
+    }
 }
 
 #[cfg(test)]

@@ -5,4 +5,6 @@
 
 pub mod compare;
 pub mod controller;
+pub mod policy;
 pub mod source;
+pub mod sync;

@@ -1420,6 +1420,13 @@ struct HookInfo {
     policies: Vec<DeletePolicy>,
 }
 
+/// Whether Argo CD treats the object as a hook (by `argocd.argoproj.io/hook`
+/// or Helm's hook annotations): hooks have no sync status, do not count in
+/// the application's health, and are never pruned as resources.
+pub fn is_hook(obj: &Value) -> bool {
+    hook_info(obj, &mut |_, _| {}).is_hook
+}
+
 fn hook_info(obj: &Value, report: &mut impl FnMut(Severity, Problem)) -> HookInfo {
     let mut info = HookInfo::default();
     if let Some(value) = annotation(obj, HOOK_ANNOTATION) {

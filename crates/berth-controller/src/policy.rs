@@ -1,0 +1,381 @@
+//! Whether to sync now, and how: one admission point for every operation,
+//! whatever asked for it (a requested `operation`, or the automated
+//! policy). Pure, so every rule is a table test.
+//!
+//! - A requested operation (`operation.sync`, what `kubectl patch` or the
+//!   API sets) runs with its own options.
+//! - The automated policy syncs an OutOfSync app once per revision. The
+//!   same revision is synced again only with `selfHeal` (drift reverted),
+//!   and then only when the back-off allows; a failed automated sync of a
+//!   revision is not repeated (no hot loop against the API server).
+//! - An empty desired state never prunes everything unless `allowEmpty`
+//!   is set, automated or not.
+
+use berth_engine::diff::SyncStatus;
+use serde_json::{Value, json};
+
+/// A sync to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRequest {
+    /// Delete tracked objects no longer in Git.
+    pub prune: bool,
+    /// Ask the API server what would happen, change nothing.
+    pub dry_run: bool,
+    /// The sync options in force.
+    pub sync_options: Vec<String>,
+    /// `initiatedBy` for the operation's record.
+    pub initiated_by: Value,
+    /// The automated policy asked for it.
+    pub automated: bool,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Nothing.
+    Nothing,
+    /// Sync.
+    Sync(SyncRequest),
+    /// A sync was asked for and is refused; the message says why and what
+    /// to change.
+    Refuse(String),
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect()
+}
+
+/// Decides for the Application `app` (as stored), given the comparison's
+/// sync status, the revision it compared, whether the desired state is
+/// empty, and whether self-heal's back-off allows another attempt now.
+/// `recent` is the controller's own memory of its latest automated sync of
+/// this app (revision, failed), which the stored status may not show yet.
+pub fn decide(
+    app: &Value,
+    sync: SyncStatus,
+    revision: &str,
+    desired_empty: bool,
+    heal_allowed: bool,
+    recent: Option<(&str, bool)>,
+) -> Decision {
+    let policy = app.pointer("/spec/syncPolicy");
+    let app_options = strings(policy.and_then(|p| p.get("syncOptions")));
+    let automated = policy
+        .and_then(|p| p.get("automated"))
+        .filter(|a| a.is_object() && a.get("enabled").and_then(Value::as_bool) != Some(false));
+    let flag = |k: &str| {
+        automated
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let allow_empty = flag("allowEmpty");
+    let empty_refusal = "the desired state is empty and pruning would delete every resource of the application; set spec.syncPolicy.automated.allowEmpty: true if that is intended".to_string();
+
+    if let Some(op) = app.pointer("/operation/sync").filter(|o| o.is_object()) {
+        let prune = op.get("prune").and_then(Value::as_bool).unwrap_or(false);
+        if prune && desired_empty && !allow_empty {
+            return Decision::Refuse(empty_refusal);
+        }
+        let options = strings(op.get("syncOptions"));
+        return Decision::Sync(SyncRequest {
+            prune,
+            dry_run: op.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+            sync_options: if options.is_empty() {
+                app_options
+            } else {
+                options
+            },
+            initiated_by: app
+                .pointer("/operation/initiatedBy")
+                .cloned()
+                .unwrap_or_else(|| json!({"username": "kubernetes-api"})),
+            automated: false,
+        });
+    }
+
+    if automated.is_none() || sync != SyncStatus::OutOfSync {
+        return Decision::Nothing;
+    }
+    let last = app.pointer("/status/operationState");
+    let last_revision = last
+        .and_then(|l| l.pointer("/syncResult/revision"))
+        .or_else(|| last.and_then(|l| l.pointer("/operation/sync/revision")))
+        .and_then(Value::as_str);
+    let last_automated = last
+        .and_then(|l| l.pointer("/operation/initiatedBy/automated"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    let last_failed = last
+        .and_then(|l| l.get("phase"))
+        .and_then(Value::as_str)
+        .is_some_and(|p| p == "Failed" || p == "Error");
+    let (attempted, failed) = match recent {
+        Some((rev, failed)) if rev == revision => (true, failed),
+        _ => (
+            last_automated && last_revision == Some(revision),
+            last_failed,
+        ),
+    };
+    if attempted && (failed || !flag("selfHeal") || !heal_allowed) {
+        return Decision::Nothing;
+    }
+    let prune = flag("prune");
+    if desired_empty && !allow_empty {
+        return Decision::Refuse(empty_refusal);
+    }
+    Decision::Sync(SyncRequest {
+        prune,
+        dry_run: false,
+        sync_options: app_options,
+        initiated_by: json!({"automated": true}),
+        automated: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(policy: Value, last: Value, operation: Value) -> Value {
+        let mut a = json!({"spec": {"syncPolicy": policy}, "status": {}});
+        if !last.is_null() {
+            a["status"]["operationState"] = last;
+        }
+        if !operation.is_null() {
+            a["operation"] = operation;
+        }
+        a
+    }
+
+    fn last(revision: &str, automated: bool, phase: &str) -> Value {
+        json!({"operation": {"sync": {"revision": revision}, "initiatedBy": {"automated": automated}},
+            "phase": phase, "syncResult": {"revision": revision}})
+    }
+
+    fn is_sync(d: &Decision) -> bool {
+        matches!(d, Decision::Sync(_))
+    }
+
+    #[test]
+    fn policy_table() {
+        use SyncStatus::*;
+        let auto = json!({"automated": {"prune": true}});
+        let heal = json!({"automated": {"prune": true, "selfHeal": true}});
+        let cases: Vec<(&str, Value, SyncStatus, bool, bool, bool)> = vec![
+            // (name, app, sync, empty, heal allowed, syncs)
+            (
+                "manual policy reports and waits",
+                app(json!({}), Value::Null, Value::Null),
+                OutOfSync,
+                false,
+                true,
+                false,
+            ),
+            (
+                "automated syncs a new revision",
+                app(auto.clone(), Value::Null, Value::Null),
+                OutOfSync,
+                false,
+                true,
+                true,
+            ),
+            (
+                "automated does nothing when in sync",
+                app(auto.clone(), Value::Null, Value::Null),
+                Synced,
+                false,
+                true,
+                false,
+            ),
+            (
+                "automated: unknown is not a reason",
+                app(auto.clone(), Value::Null, Value::Null),
+                Unknown,
+                false,
+                true,
+                false,
+            ),
+            (
+                "automated syncs a revision once",
+                app(auto.clone(), last("abc", true, "Succeeded"), Value::Null),
+                OutOfSync,
+                false,
+                true,
+                false,
+            ),
+            (
+                "automated syncs the next revision",
+                app(auto.clone(), last("old", true, "Succeeded"), Value::Null),
+                OutOfSync,
+                false,
+                true,
+                true,
+            ),
+            (
+                "a manual sync of this revision does not count",
+                app(auto.clone(), last("abc", false, "Succeeded"), Value::Null),
+                OutOfSync,
+                false,
+                true,
+                true,
+            ),
+            (
+                "selfHeal reverts drift on the same revision",
+                app(heal.clone(), last("abc", true, "Succeeded"), Value::Null),
+                OutOfSync,
+                false,
+                true,
+                true,
+            ),
+            (
+                "selfHeal waits for its back-off",
+                app(heal.clone(), last("abc", true, "Succeeded"), Value::Null),
+                OutOfSync,
+                false,
+                false,
+                false,
+            ),
+            (
+                "a failed automated sync is not repeated",
+                app(heal.clone(), last("abc", true, "Failed"), Value::Null),
+                OutOfSync,
+                false,
+                true,
+                false,
+            ),
+            (
+                "automated disabled by enabled: false",
+                app(
+                    json!({"automated": {"enabled": false}}),
+                    Value::Null,
+                    Value::Null,
+                ),
+                OutOfSync,
+                false,
+                true,
+                false,
+            ),
+            (
+                "a requested operation runs whatever the policy",
+                app(json!({}), Value::Null, json!({"sync": {}})),
+                Synced,
+                false,
+                true,
+                true,
+            ),
+        ];
+        for (name, a, sync, empty, heal_ok, want) in cases {
+            let d = decide(&a, sync, "abc", empty, heal_ok, None);
+            assert_eq!(is_sync(&d), want, "{name}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn the_controllers_memory_counts_before_the_status_shows_it() {
+        let a = app(
+            json!({"automated": {"prune": true}}),
+            last("old", true, "Succeeded"),
+            Value::Null,
+        );
+        assert!(is_sync(&decide(
+            &a,
+            SyncStatus::OutOfSync,
+            "abc",
+            false,
+            true,
+            None
+        )));
+        assert!(!is_sync(&decide(
+            &a,
+            SyncStatus::OutOfSync,
+            "abc",
+            false,
+            true,
+            Some(("abc", false))
+        )));
+        let heal = app(
+            json!({"automated": {"selfHeal": true}}),
+            Value::Null,
+            Value::Null,
+        );
+        assert!(
+            !is_sync(&decide(
+                &heal,
+                SyncStatus::OutOfSync,
+                "abc",
+                false,
+                true,
+                Some(("abc", true))
+            )),
+            "failed: not repeated"
+        );
+        assert!(is_sync(&decide(
+            &heal,
+            SyncStatus::OutOfSync,
+            "abc",
+            false,
+            true,
+            Some(("abc", false))
+        )));
+    }
+
+    #[test]
+    fn empty_desired_state_never_prunes_everything() {
+        let a = app(
+            json!({"automated": {"prune": true}}),
+            Value::Null,
+            Value::Null,
+        );
+        assert!(
+            matches!(decide(&a, SyncStatus::OutOfSync, "abc", true, true, None), Decision::Refuse(m) if m.contains("allowEmpty"))
+        );
+        let allowed = app(
+            json!({"automated": {"prune": true, "allowEmpty": true}}),
+            Value::Null,
+            Value::Null,
+        );
+        assert!(is_sync(&decide(
+            &allowed,
+            SyncStatus::OutOfSync,
+            "abc",
+            true,
+            true,
+            None
+        )));
+        let manual = app(json!({}), Value::Null, json!({"sync": {"prune": true}}));
+        assert!(matches!(
+            decide(&manual, SyncStatus::OutOfSync, "abc", true, true, None),
+            Decision::Refuse(_)
+        ));
+        let no_prune = app(json!({}), Value::Null, json!({"sync": {"prune": false}}));
+        assert!(is_sync(&decide(
+            &no_prune,
+            SyncStatus::OutOfSync,
+            "abc",
+            true,
+            true,
+            None
+        )));
+    }
+
+    #[test]
+    fn operation_options() {
+        let a = app(
+            json!({"syncOptions": ["CreateNamespace=true"]}),
+            Value::Null,
+            json!({"sync": {"prune": true, "dryRun": true}, "initiatedBy": {"username": "alice"}}),
+        );
+        let Decision::Sync(r) = decide(&a, SyncStatus::OutOfSync, "abc", false, true, None) else {
+            panic!()
+        };
+        assert!(r.prune && r.dry_run && !r.automated);
+        assert_eq!(r.sync_options, vec!["CreateNamespace=true"]);
+        assert_eq!(r.initiated_by["username"], "alice");
+    }
+}

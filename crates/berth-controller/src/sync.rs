@@ -1,0 +1,397 @@
+//! Executing a sync: the engine's plan, step by step, against the cluster.
+//! Applies are server-side applies as field manager `berth`; hooks are
+//! created and waited for; prunes delete only the exact objects the plan
+//! names (which come from this app's tracking); after each wave the plan's
+//! barrier waits for health. The first failure stops the sync and runs the
+//! plan's failure steps (SyncFail hooks, HookFailed deletions).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use berth_cluster::apply::{
+    Applier, ApplyOptions as ClusterApply, Propagation as ClusterPropagation,
+};
+use berth_cluster::discovery::ResourceTypes;
+use berth_engine::health::{HealthChecks, Status};
+use berth_engine::plan::{ObjectRef, Phase, Plan, Propagation, Step};
+use serde_json::{Value, json};
+
+/// How long a wave may take to become healthy, and a hook to finish.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(300);
+
+/// The outcome of a sync.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `Succeeded` or `Failed` (Argo CD's operation phases).
+    pub phase: &'static str,
+    /// What happened, for people.
+    pub message: String,
+    /// `syncResult.resources`.
+    pub resources: Vec<Value>,
+}
+
+/// What the executor needs.
+pub struct Executor<'a> {
+    /// The cluster's types.
+    pub types: &'a ResourceTypes,
+    /// Applies as `berth`.
+    pub applier: &'a Applier,
+    /// Health checks for barriers and hooks.
+    pub checks: &'a HealthChecks,
+    /// Desired manifests by reference.
+    pub desired: HashMap<ObjectRef, Value>,
+    /// Live objects (for prunes: their uid) by reference.
+    pub live: HashMap<ObjectRef, Value>,
+    /// The revision synced, for hook names.
+    pub revision: String,
+    /// Seconds since the epoch when the operation started (hook names).
+    pub started_at: i64,
+    /// How long to wait for a barrier.
+    pub wait_limit: Duration,
+}
+
+/// The reference the plan uses for a manifest.
+pub fn object_ref(obj: &Value) -> ObjectRef {
+    let (group, kind) = berth_api::kinds::group_kind(obj);
+    let text = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let name = text("/metadata/name");
+    let generate_name =
+        Some(text("/metadata/generateName")).filter(|g| name.is_empty() && !g.is_empty());
+    ObjectRef {
+        group: group.to_string(),
+        kind: kind.to_string(),
+        namespace: text("/metadata/namespace"),
+        name,
+        generate_name,
+        api_version: text("/apiVersion"),
+    }
+}
+
+fn result(o: &ObjectRef, phase: Phase, status: &str, message: String, hook: bool) -> Value {
+    let version = o.api_version.rsplit('/').next().unwrap_or_default();
+    let mut r = json!({
+        "group": o.group, "version": version, "kind": o.kind,
+        "namespace": o.namespace, "name": o.name,
+        "status": status, "message": message, "syncPhase": phase.to_string(),
+    });
+    if hook {
+        r["hookType"] = json!(phase.to_string());
+    }
+    r
+}
+
+fn propagation(p: Propagation) -> ClusterPropagation {
+    match p {
+        Propagation::Foreground => ClusterPropagation::Foreground,
+        Propagation::Background => ClusterPropagation::Background,
+        Propagation::Orphan => ClusterPropagation::Orphan,
+    }
+}
+
+/// A manifest for a reference that has only identity (prune, delete,
+/// wait), enough to address it.
+fn address(o: &ObjectRef) -> Value {
+    json!({"apiVersion": o.api_version, "kind": o.kind,
+        "metadata": {"name": o.name, "namespace": o.namespace}})
+}
+
+impl Executor<'_> {
+    /// Runs the plan. A dry run applies with the API server's dry run and
+    /// deletes nothing.
+    pub async fn run(&self, plan: &Plan, dry_run: bool) -> Outcome {
+        let mut resources = Vec::new();
+        // Hook names given to generateName hooks, so later steps find them.
+        let mut names: HashMap<ObjectRef, ObjectRef> = HashMap::new();
+        // Collected first: an iterator of closures held across awaits
+        // would make the future lose `Send`.
+        let mut all: Vec<(Phase, &Step)> = Vec::new();
+        for step in &plan.prepare {
+            all.push((Phase::PreSync, step));
+        }
+        for group in &plan.groups {
+            for step in &group.steps {
+                all.push((group.phase, step));
+            }
+        }
+        let mut failure = None;
+        for (phase, step) in all {
+            if let Err(message) = self
+                .step(step, phase, dry_run, &mut names, &mut resources)
+                .await
+            {
+                failure = Some(message);
+                break;
+            }
+        }
+        let (tail, outcome_phase, message) = match &failure {
+            None => (
+                &plan.on_success,
+                "Succeeded",
+                "successfully synced (all tasks run)".to_string(),
+            ),
+            Some(m) => (&plan.on_failure, "Failed", m.clone()),
+        };
+        for step in tail {
+            let phase = match step {
+                Step::Hook(h) => h.phase,
+                _ => Phase::SyncFail,
+            };
+            if let Err(m) = self
+                .step(step, phase, dry_run, &mut names, &mut resources)
+                .await
+            {
+                tracing::warn!(error = %m, "after the sync");
+            }
+        }
+        Outcome {
+            phase: outcome_phase,
+            message,
+            resources,
+        }
+    }
+
+    async fn step(
+        &self,
+        step: &Step,
+        phase: Phase,
+        dry_run: bool,
+        names: &mut HashMap<ObjectRef, ObjectRef>,
+        resources: &mut Vec<Value>,
+    ) -> Result<(), String> {
+        match step {
+            Step::EnsureNamespace(ns) => {
+                if !ns.create || dry_run {
+                    return Ok(());
+                }
+                let mut obj =
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns.name}});
+                if let Some(meta) = &ns.metadata {
+                    obj["metadata"]["labels"] = json!(meta.labels);
+                    obj["metadata"]["annotations"] = json!(meta.annotations);
+                }
+                self.applier
+                    .apply(self.types, &obj, ClusterApply::default())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Step::Apply(a) => {
+                let Some(obj) = self.desired.get(&a.object) else {
+                    return Err(format!("{}: not in the desired objects", a.object));
+                };
+                // Git owns what it declares: conflicts with other field
+                // managers are resolved in Git's favour, as Argo CD's
+                // server-side apply does (`--force-conflicts`).
+                let opts = ClusterApply {
+                    force: true,
+                    dry_run,
+                };
+                match self.applier.apply(self.types, obj, opts).await {
+                    Ok(_) => {
+                        resources.push(result(
+                            &a.object,
+                            phase,
+                            "Synced",
+                            format!(
+                                "{} {} serverside-applied",
+                                a.object.kind.to_lowercase(),
+                                a.object.name
+                            ),
+                            false,
+                        ));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        resources.push(result(
+                            &a.object,
+                            phase,
+                            "SyncFailed",
+                            e.to_string(),
+                            false,
+                        ));
+                        Err(e.to_string())
+                    }
+                }
+            }
+            Step::Hook(h) => {
+                let Some(obj) = self.desired.get(&h.object) else {
+                    return Err(format!("{}: not in the desired objects", h.object));
+                };
+                let mut obj = obj.clone();
+                let mut named = h.object.clone();
+                if let Some(prefix) = &h.object.generate_name {
+                    let name = berth_engine::plan::generated_hook_name(
+                        prefix,
+                        &self.revision,
+                        h.phase,
+                        self.started_at,
+                    );
+                    obj["metadata"]["name"] = json!(name);
+                    named.name = name;
+                    named.generate_name = None;
+                    names.insert(h.object.clone(), named.clone());
+                }
+                if dry_run {
+                    return Ok(());
+                }
+                let opts = ClusterApply {
+                    force: true,
+                    dry_run: false,
+                };
+                if let Err(e) = self.applier.apply(self.types, &obj, opts).await {
+                    resources.push(result(&named, h.phase, "SyncFailed", e.to_string(), true));
+                    return Err(e.to_string());
+                }
+                // A hook must finish before the sync goes on.
+                match self.wait_healthy(&named, true).await {
+                    Ok(message) => {
+                        resources.push(result(&named, h.phase, "Synced", message, true));
+                        Ok(())
+                    }
+                    Err(message) => {
+                        resources.push(result(
+                            &named,
+                            h.phase,
+                            "SyncFailed",
+                            message.clone(),
+                            true,
+                        ));
+                        Err(format!("{} hook {} failed: {message}", h.phase, named))
+                    }
+                }
+            }
+            Step::Prune(p) => {
+                if dry_run || p.requires_confirmation {
+                    resources.push(result(
+                        &p.object,
+                        phase,
+                        "PruneSkipped",
+                        "ignored (requires pruning)".into(),
+                        false,
+                    ));
+                    return Ok(());
+                }
+                let target = self
+                    .live
+                    .get(&p.object)
+                    .cloned()
+                    .unwrap_or_else(|| address(&p.object));
+                match self
+                    .applier
+                    .delete(self.types, &target, propagation(p.propagation))
+                    .await
+                {
+                    Ok(()) => {
+                        resources.push(result(&p.object, phase, "Pruned", "pruned".into(), false));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        resources.push(result(
+                            &p.object,
+                            phase,
+                            "SyncFailed",
+                            e.to_string(),
+                            false,
+                        ));
+                        Err(e.to_string())
+                    }
+                }
+            }
+            Step::Delete(d) => {
+                if dry_run || d.requires_confirmation {
+                    return Ok(());
+                }
+                let target = self
+                    .live
+                    .get(&d.object)
+                    .cloned()
+                    .unwrap_or_else(|| address(&d.object));
+                self.applier
+                    .delete(self.types, &target, propagation(d.propagation))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Step::DeleteHook(d) => {
+                if dry_run {
+                    return Ok(());
+                }
+                let named = names
+                    .get(&d.object)
+                    .cloned()
+                    .unwrap_or_else(|| d.object.clone());
+                if named.name.is_empty() {
+                    return Ok(());
+                }
+                self.applier
+                    .delete(self.types, &address(&named), propagation(d.propagation))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Step::Wait(b) => {
+                if dry_run {
+                    return Ok(());
+                }
+                for o in &b.healthy {
+                    self.wait_healthy(o, false).await?;
+                }
+                for o in &b.hooks_completed {
+                    let named = names.get(o).cloned().unwrap_or_else(|| o.clone());
+                    self.wait_healthy(&named, true).await?;
+                }
+                for o in &b.deleted {
+                    self.wait_deleted(o).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until the object is Healthy (or has no health check);
+    /// Degraded fails, as does the time limit.
+    async fn wait_healthy(&self, o: &ObjectRef, hook: bool) -> Result<String, String> {
+        let deadline = tokio::time::Instant::now() + self.wait_limit;
+        let mut last;
+        loop {
+            match self.applier.get(self.types, &address(o)).await {
+                Ok(Some(live)) => match self.checks.check(&live) {
+                    None => return Ok(String::new()),
+                    Some(h) if h.status == Status::Healthy => return Ok(h.message),
+                    Some(h) if h.status == Status::Degraded => {
+                        return Err(format!("{o} is Degraded: {}", h.message));
+                    }
+                    Some(h) if hook && h.status == Status::Suspended => {
+                        return Err(format!("{o} is Suspended: {}", h.message));
+                    }
+                    Some(h) => last = format!("{} {}", h.status, h.message),
+                },
+                Ok(None) => last = "not found".into(),
+                Err(e) => last = e.to_string(),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{o} not healthy after {:?}: {last}",
+                    self.wait_limit
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn wait_deleted(&self, o: &ObjectRef) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + self.wait_limit;
+        loop {
+            if let Ok(None) = self.applier.get(self.types, &address(o)).await {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("{o} still exists after {:?}", self.wait_limit));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Syncs on the local control plane with a real Git server: a requested
+//! operation with a PreSync hook, then the automated policy (new commits,
+//! prune, self-heal), and the empty-state guard.
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use berth_controller::controller::{Config, Controller};
+use berth_testenv::TestNamespace;
+use berth_testenv::git::{GitFixture, TempDir, git_daemon};
+use serde_json::Value;
+
+fn kubectl_out(ns: &TestNamespace, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&ns.kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn kubectl(ns: &TestNamespace, args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl_out(ns, args, stdin);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn exists(ns: &TestNamespace, what: &str) -> bool {
+    kubectl_out(ns, &["get", what, "-n", &ns.name], None)
+        .status
+        .success()
+}
+
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..900 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+const CONFIG: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: blue\n";
+const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.0\n";
+const HOOK: &str = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n    argocd.argoproj.io/hook-delete-policy: HookSucceeded\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: registry.example/migrate:1.0\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requested_and_automated_syncs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("berth_controller=info"))
+        .with_test_writer()
+        .try_init();
+    let ns = TestNamespace::new("sync-dest").await.unwrap();
+    let control = format!("{}-argocd", ns.name);
+    let fixture = GitFixture::new().unwrap();
+    let repo = fixture
+        .create_repo(
+            "web",
+            &[
+                ("app/config.yaml", CONFIG),
+                ("app/deploy.yaml", DEPLOY),
+                ("app/hook.yaml", HOOK),
+            ],
+        )
+        .unwrap();
+    let daemon = git_daemon(&fixture).unwrap();
+    let url = format!("git://127.0.0.1:{}/web.git", daemon.port);
+
+    let cache = TempDir::new("sync-cache").unwrap();
+    let mut config = Config::new(&control, cache.path().to_path_buf());
+    config.resync = Duration::from_secs(3);
+    let controller = Controller::start(ns.client.clone(), config).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller.run(async {
+        let _ = stopped.await;
+    }));
+
+    let name = format!("web-{}", &ns.name[ns.name.len() - 6..]);
+    let app = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n",
+        ns.name
+    );
+    kubectl(&ns, &["apply", "-f", "-"], Some(&app));
+    let get_app = || -> Value {
+        serde_json::from_str(&kubectl(
+            &ns,
+            &["get", "app", &name, "-n", &control, "-o", "json"],
+            None,
+        ))
+        .unwrap()
+    };
+    until("OutOfSync", || {
+        get_app()["status"]["sync"]["status"] == "OutOfSync"
+    })
+    .await;
+    assert!(
+        !exists(&ns, "configmap/settings"),
+        "manual: nothing applied"
+    );
+
+    // A requested sync, as `kubectl patch` asks for one.
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "app",
+            &name,
+            "-n",
+            &control,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"operation":{"sync":{"prune":true}}}"#,
+        ],
+        None,
+    );
+    until("the sync to finish", || {
+        get_app()["status"]["operationState"]["phase"] == "Succeeded"
+    })
+    .await;
+    let app_now = get_app();
+    assert!(app_now.get("operation").is_none(), "request cleared");
+    let results = app_now["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let order: Vec<String> = results
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["syncPhase"].as_str().unwrap(),
+                r["kind"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["PreSync Job", "Sync ConfigMap", "Sync Deployment"],
+        "{results:#?}"
+    );
+    assert_eq!(app_now["status"]["history"].as_array().unwrap().len(), 1);
+    assert!(exists(&ns, "configmap/settings") && exists(&ns, "deployment/web"));
+    until("the hook deleted (HookSucceeded)", || {
+        !exists(&ns, "job/migrate")
+    })
+    .await;
+    until("Synced and Healthy", || {
+        let s = get_app()["status"].clone();
+        s["sync"]["status"] == "Synced" && s["health"]["status"] == "Healthy"
+    })
+    .await;
+
+    // Automated with prune and self-heal: a commit that changes one object
+    // and removes another is synced without being asked.
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "app",
+            &name,
+            "-n",
+            &control,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"syncPolicy":{"automated":{"prune":true,"selfHeal":true}}}}"#,
+        ],
+        None,
+    );
+    repo.commit(
+        &[("app/config.yaml", &CONFIG.replace("blue", "green"))],
+        "green",
+    )
+    .unwrap();
+    std::fs::remove_file(repo.work.join("app/deploy.yaml")).unwrap();
+    repo.commit(&[], "drop the deployment").unwrap();
+    repo.push("main").unwrap();
+    let color = || {
+        kubectl(
+            &ns,
+            &[
+                "get",
+                "configmap/settings",
+                "-n",
+                &ns.name,
+                "-o",
+                "jsonpath={.data.color}",
+            ],
+            None,
+        )
+    };
+    until("the new commit synced", || color() == "green").await;
+    until("the removed Deployment pruned", || {
+        !exists(&ns, "deployment/web")
+    })
+    .await;
+
+    // Self-heal reverts a change by hand.
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "configmap/settings",
+            "-n",
+            &ns.name,
+            "-p",
+            r#"{"data":{"color":"red"}}"#,
+        ],
+        None,
+    );
+    for _ in 0..300 {
+        if color() == "green" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if color() != "green" {
+        panic!("drift not reverted: {:#}", get_app()["status"]);
+    }
+
+    // An empty desired state never prunes everything without allowEmpty.
+    for file in ["app/config.yaml", "app/hook.yaml"] {
+        std::fs::remove_file(repo.work.join(file)).unwrap();
+    }
+    repo.commit(&[("app/README.md", "nothing here\n")], "empty")
+        .unwrap();
+    repo.push("main").unwrap();
+    until("the refusal", || {
+        get_app()["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["type"] == "SyncError"
+                        && c["message"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .contains("allowEmpty")
+                })
+            })
+    })
+    .await;
+    assert!(exists(&ns, "configmap/settings"), "nothing pruned");
+
+    let _ = stop.send(());
+    running.await.unwrap();
+}
