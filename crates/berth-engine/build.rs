@@ -19,7 +19,16 @@ fn main() {
                 continue;
             };
             for kind in kinds.flatten() {
-                let script = kind.path().join("health.lua");
+                let mut script = kind.path().join("health.lua");
+                // A kind whose check is another kind's, word for word, names
+                // it in `same-as` (`<group>/<Kind>`) instead of a copy.
+                let alias = kind.path().join("same-as");
+                println!("cargo:rerun-if-changed={}", alias.display());
+                if !script.is_file()
+                    && let Ok(target) = fs::read_to_string(&alias)
+                {
+                    script = root.join(target.trim()).join("health.lua");
+                }
                 if script.is_file() {
                     println!("cargo:rerun-if-changed={}", script.display());
                     entries.push((

@@ -2,8 +2,6 @@
 //! Application from the design guide verbatim with kubectl.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
-use std::process::Command;
-
 use berth_cluster::bootstrap;
 use berth_testenv::TestNamespace;
 use serde_json::Value;
@@ -38,29 +36,7 @@ spec:
 "#;
 
 fn kubectl(ns: &TestNamespace, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write as _;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&ns.kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    berth_testenv::kubectl_ok(&ns.kubeconfig, args, stdin).unwrap()
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! local control plane, with kubectl as the independent client.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use berth_cluster::apply::{Applier, ApplyError, ApplyOptions, FIELD_MANAGER, Propagation};
@@ -14,25 +13,9 @@ use berth_testenv::TestNamespace;
 use serde_json::{Value, json};
 
 fn kubectl(ns: &TestNamespace, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    use std::io::Write as _;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&ns.kubeconfig)
-        .arg("-n")
-        .arg(&ns.name)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut all = vec!["-n", ns.name.as_str()];
+    all.extend_from_slice(args);
+    berth_testenv::kubectl(&ns.kubeconfig, &all, stdin).unwrap()
 }
 
 fn kubectl_ok(ns: &TestNamespace, args: &[&str], stdin: Option<&str>) -> String {

@@ -3,7 +3,6 @@
 //! prune, self-heal), and the empty-state guard.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use berth_controller::controller::{Config, Controller};
@@ -12,33 +11,11 @@ use berth_testenv::git::{GitFixture, TempDir, git_daemon};
 use serde_json::Value;
 
 fn kubectl_out(ns: &TestNamespace, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    use std::io::Write as _;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&ns.kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    berth_testenv::kubectl(&ns.kubeconfig, args, stdin).unwrap()
 }
 
 fn kubectl(ns: &TestNamespace, args: &[&str], stdin: Option<&str>) -> String {
-    let out = kubectl_out(ns, args, stdin);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    berth_testenv::kubectl_ok(&ns.kubeconfig, args, stdin).unwrap()
 }
 
 fn exists(ns: &TestNamespace, what: &str) -> bool {

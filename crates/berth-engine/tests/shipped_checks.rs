@@ -46,7 +46,12 @@ fn shipped_checks_pass_their_cases() {
     );
     for dir in dirs {
         let by_rule = dir.parent().unwrap().file_name().unwrap() == "_rules";
-        let script = std::fs::read_to_string(dir.join("health.lua")).unwrap();
+        // Only the rule scripts are read here; kinds go through the lookup.
+        let script = if by_rule {
+            std::fs::read_to_string(dir.join("health.lua")).unwrap()
+        } else {
+            String::new()
+        };
         let spec = yaml(&dir.join("health_test.yaml"));
         for case in spec["tests"].as_array().unwrap() {
             let input = dir.join(case["inputPath"].as_str().unwrap());

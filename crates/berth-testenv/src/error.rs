@@ -58,6 +58,14 @@ pub enum Error {
     /// A Kubernetes API call failed.
     #[error("kubernetes api: {0}")]
     Kube(#[from] kube::Error),
+    /// A kubectl command failed.
+    #[error("kubectl {args}: {stderr}")]
+    Kubectl {
+        /// Its arguments.
+        args: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
 }
 
 /// Result with this crate's [`Error`].

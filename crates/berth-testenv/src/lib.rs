@@ -7,6 +7,7 @@
 //! ready and stops it again:
 //!
 //! - [`ControlPlane`] starts one instance (`berth up` and multi-cluster tests);
+//! - [`kubectl()`] runs kubectl, the independent client;
 //! - [`git`] runs real Git servers (git daemon, smart HTTP, sshd) for tests;
 //! - [`shared`] and [`TestNamespace`] give each test its own namespace on one
 //!   control plane per test run.
@@ -18,10 +19,12 @@ mod control_plane;
 mod error;
 pub mod git;
 pub mod http;
+mod kubectl;
 mod shared;
 mod tools;
 
 pub use control_plane::{ControlPlane, Options};
 pub use error::{Error, Result};
+pub use kubectl::{kubectl, kubectl_ok};
 pub use shared::{DATA_DIR_ENV, KUBECONFIG_ENV, SharedCluster, TestNamespace, client_for, shared};
 pub use tools::{BUILD_COMMAND, find_tool, tools_dir};

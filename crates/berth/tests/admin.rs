@@ -407,31 +407,9 @@ fn plan_orders_phases_waves_and_prunes() {
 }
 
 fn kubectl(ns: &berth_testenv::TestNamespace, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write as _;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&ns.kubeconfig)
-        .arg("-n")
-        .arg(&ns.name)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    let mut all = vec!["-n", ns.name.as_str()];
+    all.extend_from_slice(args);
+    berth_testenv::kubectl_ok(&ns.kubeconfig, &all, stdin).unwrap()
 }
 
 const SHOP: &str = r#"

@@ -1,5 +1,5 @@
 -- Health of an External Secrets Operator SecretStore or ClusterSecretStore
--- (external-secrets.io/v1 and v1beta1). The two files are identical.
+-- (external-secrets.io/v1 and v1beta1); ClusterSecretStore names this file in `same-as`.
 --
 -- The controller validates the provider configuration and reports a Ready
 -- condition: True with reason Valid (or ValidationUnknown, for providers

@@ -1,6 +1,6 @@
 -- Health of a Flux object reconciled the kstatus way: Kustomization
 -- (kustomize.toolkit.fluxcd.io) and HelmRelease (helm.toolkit.fluxcd.io).
--- The two files are identical; keep them so.
+-- HelmRelease names this file in `same-as`.
 --
 -- Flux documents three conditions. Ready: True after a successful
 -- reconciliation, False with the failure's reason (the controller retries

@@ -1,5 +1,5 @@
 -- Health of a Crossplane package: Provider, Configuration or Function
--- (pkg.crossplane.io). The three files are identical.
+-- (pkg.crossplane.io); the other two kinds name this file in `same-as`.
 --
 -- The package manager reports two conditions. Installed: True (reason
 -- ActivePackageRevision) once the current revision is active; False while
