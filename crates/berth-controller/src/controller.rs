@@ -143,20 +143,26 @@ struct Shared {
     running: Mutex<(HashSet<String>, HashSet<String>)>,
     /// The latest automated sync per app: (revision, failed).
     recent: Mutex<HashMap<String, (String, bool)>>,
-    /// Self-heal back-off per app: (revision, attempts, next allowed).
+    /// Self-heal back-off per app: (revision, attempts, last attempt).
     heal: Mutex<HashMap<String, (String, u32, tokio::time::Instant)>>,
 }
 
 impl Shared {
     /// Self-heal may sync the same revision again once its back-off has
-    /// passed: 5 s, doubling per attempt, at most 3 minutes; a new revision
-    /// starts over.
+    /// passed since the last attempt: 5 s (Argo CD's self-heal timeout),
+    /// doubling for each attempt that did not bring the app back in sync,
+    /// at most 3 minutes. A new revision starts over.
     fn heal_allowed(&self, app: &str, revision: &str) -> bool {
         let Ok(heal) = self.heal.lock() else {
             return false;
         };
         match heal.get(app) {
-            Some((rev, _, next)) if rev == revision => tokio::time::Instant::now() >= *next,
+            Some((rev, attempts, last)) if rev == revision => {
+                let wait = Duration::from_secs(5)
+                    .saturating_mul(1 << (*attempts).min(6))
+                    .min(Duration::from_secs(180));
+                tokio::time::Instant::now() >= *last + wait
+            }
             _ => true,
         }
     }
@@ -167,17 +173,19 @@ impl Shared {
                 Some((rev, n, _)) if rev == revision => n + 1,
                 _ => 0,
             };
-            let wait = Duration::from_secs(5)
-                .saturating_mul(1 << attempts.min(6))
-                .min(Duration::from_secs(180));
             heal.insert(
                 app.to_string(),
-                (
-                    revision.to_string(),
-                    attempts,
-                    tokio::time::Instant::now() + wait,
-                ),
+                (revision.to_string(), attempts, tokio::time::Instant::now()),
             );
+        }
+    }
+
+    /// The app is in sync again: the next drift waits only the base delay.
+    fn note_in_sync(&self, app: &str) {
+        if let Ok(mut heal) = self.heal.lock()
+            && let Some(entry) = heal.get_mut(app)
+        {
+            entry.1 = 0;
         }
     }
 }
@@ -381,6 +389,9 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     };
     let Compared { mut status, ready } = compare_app(shared, name, &raw).await;
     if let Some(ready) = ready {
+        if ready.comparison.sync == berth_engine::diff::SyncStatus::Synced {
+            shared.note_in_sync(name);
+        }
         let heal_allowed = shared.heal_allowed(name, &ready.revision);
         match policy::decide(
             &raw,
