@@ -136,6 +136,7 @@ struct Shared {
     applier: Applier,
     checks: HealthChecks,
     apps: Api<DynamicObject>,
+    projects: Api<DynamicObject>,
     /// The last Application seen, by name.
     latest: Mutex<HashMap<String, Value>>,
     queue: Queue,
@@ -221,6 +222,17 @@ impl Controller {
                 }
             })?;
         let apps = Api::namespaced_with(client.clone(), &config.namespace, &application_resource());
+        let projects = Api::namespaced_with(
+            client.clone(),
+            &config.namespace,
+            &ApiResource {
+                group: "argoproj.io".into(),
+                version: "v1alpha1".into(),
+                api_version: "argoproj.io/v1alpha1".into(),
+                kind: "AppProject".into(),
+                plural: "appprojects".into(),
+            },
+        );
         Ok(Controller {
             shared: Arc::new(Shared {
                 applier: Applier::new(client, FIELD_MANAGER),
@@ -230,6 +242,7 @@ impl Controller {
                 repos,
                 checks: HealthChecks::new(),
                 apps,
+                projects,
                 latest: Mutex::new(HashMap::new()),
                 queue: Queue::default(),
                 running: Mutex::new((HashSet::new(), HashSet::new())),
@@ -527,6 +540,41 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
             };
         }
     };
+    // The project's rules come before anything is fetched or applied.
+    let project_name = if app.spec.project.is_empty() {
+        "default".to_string()
+    } else {
+        app.spec.project.clone()
+    };
+    let project = match shared.projects.get_opt(&project_name).await {
+        Ok(Some(p)) => serde_json::to_value(&p)
+            .ok()
+            .and_then(|v| v.get("spec").cloned())
+            .unwrap_or(Value::Null),
+        Ok(None) => {
+            return invalid(
+                raw,
+                &format!(
+                    "spec.project: AppProject {project_name:?} does not exist in namespace {:?}",
+                    shared.config.namespace
+                ),
+                &now,
+            );
+        }
+        Err(e) => {
+            return Compared {
+                status: failed(
+                    raw,
+                    &format!("reading AppProject {project_name:?}: {e}"),
+                    &now,
+                ),
+                ready: None,
+            };
+        }
+    };
+    if let Err(message) = crate::project::check(raw, &project_name, &project) {
+        return invalid(raw, &message, &now);
+    }
     let compared_to = json!({
         "source": raw.pointer("/spec/source"),
         "sources": raw.pointer("/spec/sources"),
@@ -627,6 +675,17 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
             comparison: c,
             live,
         }),
+    }
+}
+
+/// An Application its project does not permit, or that names no project:
+/// reported, never synced.
+fn invalid(raw: &Value, message: &str, now: &str) -> Compared {
+    let mut status = failed(raw, message, now);
+    status["conditions"][0]["type"] = json!("InvalidSpecError");
+    Compared {
+        status,
+        ready: None,
     }
 }
 

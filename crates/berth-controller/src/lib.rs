@@ -6,5 +6,6 @@
 pub mod compare;
 pub mod controller;
 pub mod policy;
+pub mod project;
 pub mod source;
 pub mod sync;

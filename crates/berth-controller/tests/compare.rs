@@ -214,6 +214,54 @@ async fn status_follows_git_and_the_cluster() {
     }
     assert!(gone, "refresh annotation removed");
 
+    // An AppProject that does not permit the destination: reported as an
+    // InvalidSpecError, nothing rendered or applied.
+    let project = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata:\n  name: restricted\n  namespace: {control}\nspec:\n  sourceRepos: ['*']\n  destinations:\n  - {{server: https://kubernetes.default.svc, namespace: elsewhere}}\n"
+    );
+    kubectl(&ns, &["apply", "-f", "-"], Some(&project));
+    let denied = app
+        .replace(
+            &format!("name: {app_name}"),
+            &format!("name: {app_name}-denied"),
+        )
+        .replace("project: default", "project: restricted");
+    kubectl(&ns, &["apply", "-f", "-"], Some(&denied));
+    let status = status_where(
+        &ns,
+        &control,
+        &format!("{app_name}-denied"),
+        "InvalidSpecError",
+        |s| s["conditions"][0]["type"] == "InvalidSpecError",
+    )
+    .await;
+    let message = status["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not permitted in project \"restricted\""),
+        "{message}"
+    );
+    let missing = app
+        .replace(
+            &format!("name: {app_name}"),
+            &format!("name: {app_name}-orphan"),
+        )
+        .replace("project: default", "project: nowhere");
+    kubectl(&ns, &["apply", "-f", "-"], Some(&missing));
+    let status = status_where(
+        &ns,
+        &control,
+        &format!("{app_name}-orphan"),
+        "missing project",
+        |s| s["conditions"][0]["type"] == "InvalidSpecError",
+    )
+    .await;
+    assert!(
+        status["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.project")
+    );
+
     let _ = stop.send(());
     running.await.unwrap();
 }

@@ -1,0 +1,322 @@
+//! AppProject rules checked before anything is rendered or applied: which
+//! repositories an application may take its sources from, and which
+//! destinations (cluster and namespace) it may deploy to. Patterns are
+//! globs (`*`, `?`); a pattern starting with `!` denies, and a denial wins
+//! over any permission, as in Argo CD.
+
+use serde_json::Value;
+
+/// The cluster the controller runs in, by URL and by Argo CD's name.
+pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+/// The in-cluster cluster's name.
+pub const IN_CLUSTER_NAME: &str = "in-cluster";
+
+/// `*` matches any run of characters (`/` included), `?` one character.
+pub fn glob(pattern: &str, value: &str) -> bool {
+    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
+    // Iterative matching with backtracking to the last `*`.
+    let (mut pi, mut vi) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while vi < v.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = vi;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            vi = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Whether `value` is allowed by a list of patterns with `!` denials.
+fn permitted<'a>(patterns: impl IntoIterator<Item = &'a str>, value: &str) -> bool {
+    let mut allowed = false;
+    for p in patterns {
+        match p.strip_prefix('!') {
+            Some(deny) if glob(deny, value) => return false,
+            Some(_) => {}
+            None if glob(p, value) => allowed = true,
+            None => {}
+        }
+    }
+    allowed
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect()
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Checks an Application (as stored) against its AppProject's `spec`;
+/// the error names the field and the project, for an `InvalidSpecError`
+/// condition.
+pub fn check(app: &Value, project_name: &str, project: &Value) -> Result<(), String> {
+    let repos = strings(project.get("sourceRepos"));
+    let sources: Vec<&Value> = match app.pointer("/spec/source") {
+        Some(s) if s.is_object() => vec![s],
+        _ => app
+            .pointer("/spec/sources")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default(),
+    };
+    for (i, s) in sources.iter().enumerate() {
+        let url = text(s, "repoURL");
+        let normalized = url.trim_end_matches('/').trim_end_matches(".git");
+        let ok = permitted(repos.iter().map(String::as_str), url)
+            || permitted(repos.iter().map(String::as_str), normalized);
+        if !ok {
+            let field = if sources.len() == 1 && app.pointer("/spec/source").is_some() {
+                "spec.source.repoURL".to_string()
+            } else {
+                format!("spec.sources[{i}].repoURL")
+            };
+            return Err(format!(
+                "{field}: repository {url} is not permitted in project {project_name:?} (its sourceRepos)"
+            ));
+        }
+    }
+
+    let dest = app
+        .pointer("/spec/destination")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (server, name, namespace) = (
+        text(&dest, "server"),
+        text(&dest, "name"),
+        text(&dest, "namespace"),
+    );
+    // The in-cluster destination answers to both its URL and its name.
+    let (server, name) = match (server, name) {
+        ("", IN_CLUSTER_NAME) => (IN_CLUSTER_SERVER, IN_CLUSTER_NAME),
+        (IN_CLUSTER_SERVER, "") => (IN_CLUSTER_SERVER, IN_CLUSTER_NAME),
+        other => other,
+    };
+    let destinations = project
+        .get("destinations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let matches = |d: &Value, deny: bool| {
+        let pick = |key: &str| {
+            let p = text(d, key);
+            match (deny, p.strip_prefix('!')) {
+                (true, Some(rest)) => Some(rest.to_string()),
+                (true, None) => None,
+                (false, Some(_)) => None,
+                (false, None) => Some(p.to_string()),
+            }
+        };
+        let cluster_ok = |key: &str, value: &str| match pick(key) {
+            Some(p) if !p.is_empty() => Some(glob(&p, value)),
+            _ => None,
+        };
+        let cluster = cluster_ok("server", server)
+            .or_else(|| cluster_ok("name", name))
+            .unwrap_or(false);
+        let ns = match pick("namespace") {
+            Some(p) if !p.is_empty() => glob(&p, namespace),
+            _ => false,
+        };
+        (cluster, ns)
+    };
+    for d in &destinations {
+        // A denial: `namespace: '!kube-system'` (with the cluster given
+        // plainly or denied too) forbids that namespace there.
+        let denies_ns = text(d, "namespace").starts_with('!');
+        let denies_cluster = text(d, "server").starts_with('!') || text(d, "name").starts_with('!');
+        if denies_ns || denies_cluster {
+            let (c_deny, ns_deny) = matches(d, true);
+            let (c_plain, ns_plain) = matches(d, false);
+            let cluster_hit = if denies_cluster { c_deny } else { c_plain };
+            let ns_hit = if denies_ns { ns_deny } else { ns_plain };
+            if cluster_hit && ns_hit {
+                return Err(format!(
+                    "spec.destination: namespace {namespace:?} on {server} is denied in project {project_name:?} (its destinations)"
+                ));
+            }
+        }
+    }
+    let allowed = destinations.iter().any(|d| {
+        !text(d, "namespace").starts_with('!')
+            && !text(d, "server").starts_with('!')
+            && !text(d, "name").starts_with('!')
+            && {
+                let (c, n) = matches(d, false);
+                c && n
+            }
+    });
+    if !allowed {
+        return Err(format!(
+            "spec.destination: namespace {namespace:?} on {server} is not permitted in project {project_name:?} (its destinations)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", "anything/at/all"));
+        assert!(glob(
+            "https://github.com/org/*",
+            "https://github.com/org/repo"
+        ));
+        assert!(!glob(
+            "https://github.com/org/*",
+            "https://github.com/other/repo"
+        ));
+        assert!(glob("team-?", "team-a"));
+        assert!(!glob("team-?", "team-ab"));
+        assert!(glob("*-prod", "shop-prod"));
+        assert!(glob("a*b*c", "a-x-b-y-c"));
+        assert!(!glob("a*b*c", "a-x-b-y"));
+    }
+
+    fn app(repo: &str, server: &str, name: &str, ns: &str) -> Value {
+        json!({"spec": {"source": {"repoURL": repo},
+            "destination": {"server": server, "name": name, "namespace": ns}}})
+    }
+
+    #[test]
+    fn project_table() {
+        let default =
+            json!({"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]});
+        let team = json!({
+            "sourceRepos": ["https://git.example/team/*", "!https://git.example/team/secret"],
+            "destinations": [
+                {"server": "https://kubernetes.default.svc", "namespace": "team-*"},
+                {"name": "in-cluster", "namespace": "!team-admin"},
+            ]
+        });
+        let bare = json!({"sourceRepos": ["*"]});
+        let cases = vec![
+            (
+                "default allows everything",
+                app("https://any/repo", IN_CLUSTER_SERVER, "", "x"),
+                &default,
+                true,
+            ),
+            (
+                "team repo to team namespace",
+                app(
+                    "https://git.example/team/web",
+                    IN_CLUSTER_SERVER,
+                    "",
+                    "team-web",
+                ),
+                &team,
+                true,
+            ),
+            (
+                "by cluster name",
+                app("https://git.example/team/web", "", "in-cluster", "team-web"),
+                &team,
+                true,
+            ),
+            (
+                "a repo outside the pattern",
+                app(
+                    "https://git.example/other/web",
+                    IN_CLUSTER_SERVER,
+                    "",
+                    "team-web",
+                ),
+                &team,
+                false,
+            ),
+            (
+                "a denied repo",
+                app(
+                    "https://git.example/team/secret",
+                    IN_CLUSTER_SERVER,
+                    "",
+                    "team-web",
+                ),
+                &team,
+                false,
+            ),
+            (
+                "a namespace outside the pattern",
+                app(
+                    "https://git.example/team/web",
+                    IN_CLUSTER_SERVER,
+                    "",
+                    "kube-system",
+                ),
+                &team,
+                false,
+            ),
+            (
+                "a denied namespace",
+                app(
+                    "https://git.example/team/web",
+                    IN_CLUSTER_SERVER,
+                    "",
+                    "team-admin",
+                ),
+                &team,
+                false,
+            ),
+            (
+                "another cluster",
+                app(
+                    "https://git.example/team/web",
+                    "https://other:6443",
+                    "",
+                    "team-web",
+                ),
+                &team,
+                false,
+            ),
+            (
+                "no destinations at all",
+                app("https://any/repo", IN_CLUSTER_SERVER, "", "x"),
+                &bare,
+                false,
+            ),
+        ];
+        for (name, a, p, want) in cases {
+            let got = check(&a, "team", p);
+            assert_eq!(got.is_ok(), want, "{name}: {got:?}");
+        }
+        let err = check(
+            &app(
+                "https://git.example/other/web",
+                IN_CLUSTER_SERVER,
+                "",
+                "team-web",
+            ),
+            "team",
+            &team,
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("spec.source.repoURL:") && err.contains("\"team\""),
+            "{err}"
+        );
+    }
+}
