@@ -793,11 +793,13 @@ async fn run_sync(
             .is_some(),
         managed_namespace_metadata: None,
     });
+    let mut retry_count = 0u32;
     let outcome = match plan.validate() {
         Err(e) => sync::Outcome {
             phase: "Failed",
             message: format!("{e}; see `berth admin plan` for the full plan"),
             resources: Vec::new(),
+            hooks: Vec::new(),
         },
         Ok(()) => {
             let executor = Executor {
@@ -818,7 +820,30 @@ async fn run_sync(
                 started_at: started_secs,
                 wait_limit: sync::WAIT_LIMIT,
             };
-            executor.run(&plan, request.dry_run).await
+            let retry = Retry::of(raw);
+            let mut attempt = 0u32;
+            loop {
+                let last = !retry.again(attempt);
+                let outcome = executor.run(&plan, request.dry_run, last).await;
+                if outcome.phase == "Succeeded" || last || request.dry_run {
+                    retry_count = attempt;
+                    break outcome;
+                }
+                let wait = retry.delay(attempt);
+                attempt += 1;
+                tracing::info!(app = %name, attempt, wait_ms = wait.as_millis() as u64, error = %outcome.message, "sync failed; retrying");
+                let retrying = json!({"status": {"operationState": {
+                    "operation": operation, "phase": "Running", "startedAt": started,
+                    "retryCount": attempt,
+                    "message": format!("retrying attempt #{attempt} in {}s: {}", wait.as_secs(), outcome.message),
+                }}});
+                let _ = shared
+                    .apps
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&retrying))
+                    .await;
+                tokio::time::sleep(wait).await;
+                executor.remove_hooks(&outcome.hooks).await;
+            }
         }
     };
     if request.automated
@@ -833,7 +858,7 @@ async fn run_sync(
     let finished = rfc3339(SystemTime::now());
     tracing::info!(app = %name, phase = outcome.phase, message = %outcome.message, "sync finished");
     let source = raw.pointer("/spec/source").cloned().unwrap_or(Value::Null);
-    let state = json!({
+    let mut state = json!({
         "operation": operation,
         "phase": outcome.phase,
         "message": outcome.message,
@@ -841,6 +866,9 @@ async fn run_sync(
         "finishedAt": finished,
         "syncResult": {"revision": ready.revision, "source": source, "resources": outcome.resources},
     });
+    if retry_count > 0 {
+        state["retryCount"] = json!(retry_count);
+    }
     let mut history = raw
         .pointer("/status/history")
         .and_then(Value::as_array)
@@ -902,5 +930,108 @@ mod tests {
         assert_ne!(trigger_key(&a), trigger_key(&c));
         let refresh = json!({"spec": {"x": 1}, "metadata": {"annotations": {"argocd.argoproj.io/refresh": "hard"}}});
         assert_ne!(trigger_key(&a), trigger_key(&refresh));
+    }
+}
+
+/// `syncPolicy.retry` (or the operation's `retry`): how often a failed sync
+/// is tried again, and how long to wait in between.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Retry {
+    /// Retries after the first attempt; negative for no limit.
+    limit: i64,
+    duration: Duration,
+    factor: f64,
+    max: Duration,
+}
+
+impl Retry {
+    fn of(app: &Value) -> Retry {
+        let spec = app
+            .pointer("/operation/retry")
+            .or_else(|| app.pointer("/spec/syncPolicy/retry"));
+        let backoff = spec.and_then(|r| r.get("backoff"));
+        let dur = |key: &str, default: Duration| {
+            backoff
+                .and_then(|b| b.get(key))
+                .and_then(Value::as_str)
+                .and_then(parse_duration)
+                .unwrap_or(default)
+        };
+        Retry {
+            limit: spec
+                .and_then(|r| r.get("limit"))
+                .and_then(Value::as_i64)
+                .unwrap_or(if spec.is_some() { 5 } else { 0 }),
+            duration: dur("duration", Duration::from_secs(5)),
+            factor: backoff
+                .and_then(|b| b.get("factor"))
+                .and_then(Value::as_f64)
+                .unwrap_or(2.0),
+            max: dur("maxDuration", Duration::from_secs(180)),
+        }
+    }
+
+    fn again(&self, attempt: u32) -> bool {
+        self.limit < 0 || i64::from(attempt) < self.limit
+    }
+
+    fn delay(&self, attempt: u32) -> Duration {
+        let secs = self.duration.as_secs_f64() * self.factor.max(1.0).powi(attempt as i32);
+        Duration::from_secs_f64(secs.min(self.max.as_secs_f64()))
+    }
+}
+
+/// Go's duration syntax as Argo CD writes it: `5s`, `3m`, `1h30m`, `500ms`.
+fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(end);
+        let value: f64 = number.parse().ok()?;
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_end);
+        let scale = match unit {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = next;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_backoff() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("3m"), Some(Duration::from_secs(180)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("five"), None);
+        let r = Retry::of(
+            &json!({"spec": {"syncPolicy": {"retry": {"limit": 3, "backoff": {"duration": "2s", "factor": 3, "maxDuration": "10s"}}}}}),
+        );
+        assert!(r.again(0) && r.again(2) && !r.again(3));
+        assert_eq!(r.delay(0), Duration::from_secs(2));
+        assert_eq!(r.delay(1), Duration::from_secs(6));
+        assert_eq!(r.delay(2), Duration::from_secs(10), "capped");
+        let none = Retry::of(&json!({"spec": {}}));
+        assert!(!none.again(0), "no retry policy: one attempt");
+        let unlimited = Retry::of(&json!({"spec": {"syncPolicy": {"retry": {"limit": -1}}}}));
+        assert!(unlimited.again(1000));
     }
 }

@@ -28,6 +28,8 @@ pub struct Outcome {
     pub message: String,
     /// `syncResult.resources`.
     pub resources: Vec<Value>,
+    /// Hooks this attempt created, so a retry can remove them first.
+    pub hooks: Vec<ObjectRef>,
 }
 
 /// What the executor needs.
@@ -103,7 +105,9 @@ fn address(o: &ObjectRef) -> Value {
 impl Executor<'_> {
     /// Runs the plan. A dry run applies with the API server's dry run and
     /// deletes nothing.
-    pub async fn run(&self, plan: &Plan, dry_run: bool) -> Outcome {
+    /// `last_attempt`: a failure runs the plan's failure steps (SyncFail
+    /// hooks) only when no retry follows.
+    pub async fn run(&self, plan: &Plan, dry_run: bool, last_attempt: bool) -> Outcome {
         let mut resources = Vec::new();
         // Hook names given to generateName hooks, so later steps find them.
         let mut names: HashMap<ObjectRef, ObjectRef> = HashMap::new();
@@ -128,13 +132,15 @@ impl Executor<'_> {
                 break;
             }
         }
+        let none = Vec::new();
         let (tail, outcome_phase, message) = match &failure {
             None => (
                 &plan.on_success,
                 "Succeeded",
                 "successfully synced (all tasks run)".to_string(),
             ),
-            Some(m) => (&plan.on_failure, "Failed", m.clone()),
+            Some(m) if last_attempt => (&plan.on_failure, "Failed", m.clone()),
+            Some(m) => (&none, "Failed", m.clone()),
         };
         for step in tail {
             let phase = match step {
@@ -148,10 +154,32 @@ impl Executor<'_> {
                 tracing::warn!(error = %m, "after the sync");
             }
         }
+        let hooks = resources
+            .iter()
+            .filter(|r| r.get("hookType").is_some())
+            .map(|r| {
+                let t = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                let group = t("group");
+                let version = t("version");
+                ObjectRef {
+                    api_version: if group.is_empty() {
+                        version
+                    } else {
+                        format!("{group}/{version}")
+                    },
+                    group,
+                    kind: t("kind"),
+                    namespace: t("namespace"),
+                    name: t("name"),
+                    generate_name: None,
+                }
+            })
+            .collect();
         Outcome {
             phase: outcome_phase,
             message,
             resources,
+            hooks,
         }
     }
 
@@ -348,6 +376,18 @@ impl Executor<'_> {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Removes the hooks a failed attempt left, so the next attempt runs
+    /// them afresh (their default delete policy, BeforeHookCreation).
+    pub async fn remove_hooks(&self, hooks: &[ObjectRef]) {
+        for h in hooks {
+            let _ = self
+                .applier
+                .delete(self.types, &address(h), ClusterPropagation::Background)
+                .await;
+            let _ = self.wait_deleted(h).await;
         }
     }
 

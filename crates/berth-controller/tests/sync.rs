@@ -240,3 +240,83 @@ async fn requested_and_automated_syncs() {
     let _ = stop.send(());
     running.await.unwrap();
 }
+
+const FAILING_HOOK: &str = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\nspec:\n  backoffLimit: 0\n  template:\n    metadata:\n      annotations:\n        testenv.berth.io/fault: Failed\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: registry.example/migrate:1.0\n";
+const ON_FAILURE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sync-failed\n  annotations:\n    argocd.argoproj.io/hook: SyncFail\ndata:\n  note: the sync failed\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_presync_hook_stops_the_sync_retries_and_runs_syncfail_hooks() {
+    let ns = TestNamespace::new("sync-fail").await.unwrap();
+    let control = format!("{}-argocd", ns.name);
+    let fixture = GitFixture::new().unwrap();
+    fixture
+        .create_repo(
+            "failing",
+            &[
+                ("app/config.yaml", CONFIG),
+                ("app/hook.yaml", FAILING_HOOK),
+                ("app/on-failure.yaml", ON_FAILURE),
+            ],
+        )
+        .unwrap();
+    let daemon = git_daemon(&fixture).unwrap();
+    let url = format!("git://127.0.0.1:{}/failing.git", daemon.port);
+    let cache = TempDir::new("sync-fail-cache").unwrap();
+    let controller = Controller::start(
+        ns.client.clone(),
+        Config::new(&control, cache.path().to_path_buf()),
+    )
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller.run(async {
+        let _ = stopped.await;
+    }));
+
+    let name = format!("failing-{}", &ns.name[ns.name.len() - 6..]);
+    let app = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n  syncPolicy:\n    automated: {{}}\n    retry:\n      limit: 1\n      backoff: {{duration: 1s, factor: 2, maxDuration: 5s}}\n",
+        ns.name
+    );
+    kubectl(&ns, &["apply", "-f", "-"], Some(&app));
+    let get_app = || -> Value {
+        serde_json::from_str(&kubectl(
+            &ns,
+            &["get", "app", &name, "-n", &control, "-o", "json"],
+            None,
+        ))
+        .unwrap()
+    };
+    until("the sync to fail", || {
+        get_app()["status"]["operationState"]["phase"] == "Failed"
+    })
+    .await;
+    let state = get_app()["status"]["operationState"].clone();
+    assert_eq!(state["retryCount"], 1, "{state:#}");
+    let message = state["message"].as_str().unwrap();
+    assert!(
+        message.contains("PreSync hook") && message.contains("migrate"),
+        "{message}"
+    );
+    // The Sync phase never ran; the SyncFail hook did.
+    assert!(
+        !exists(&ns, "configmap/settings"),
+        "nothing applied after the failed hook"
+    );
+    assert!(exists(&ns, "configmap/sync-failed"), "SyncFail hook ran");
+    // Automated: a failed revision is not retried again and again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        get_app()["status"]["operationState"]["finishedAt"],
+        state["finishedAt"],
+        "no new attempt for the same revision"
+    );
+    assert!(
+        get_app()["status"]["history"]
+            .as_array()
+            .is_none_or(|h| h.is_empty())
+    );
+
+    let _ = stop.send(());
+    running.await.unwrap();
+}
