@@ -25,8 +25,10 @@ use berth_engine::health::HealthChecks;
 use berth_engine::tracking::Tracking;
 use berth_source::repo::{CacheOptions, RepoCache};
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
@@ -137,6 +139,7 @@ struct Shared {
     checks: HealthChecks,
     apps: Api<DynamicObject>,
     projects: Api<DynamicObject>,
+    recorder: Recorder,
     /// The last Application seen, by name.
     latest: Mutex<HashMap<String, Value>>,
     queue: Queue,
@@ -178,6 +181,32 @@ impl Shared {
                 app.to_string(),
                 (revision.to_string(), attempts, tokio::time::Instant::now()),
             );
+        }
+    }
+
+    /// A Kubernetes Event on the Application, as Argo CD records sync
+    /// start and end; failing to record one is logged, never fatal.
+    async fn event(&self, app: &Value, type_: EventType, reason: &str, note: String) {
+        let text = |p: &str| app.pointer(p).and_then(Value::as_str).map(String::from);
+        let reference = ObjectReference {
+            api_version: text("/apiVersion"),
+            kind: text("/kind"),
+            name: text("/metadata/name"),
+            namespace: text("/metadata/namespace"),
+            uid: text("/metadata/uid"),
+            resource_version: text("/metadata/resourceVersion"),
+            ..ObjectReference::default()
+        };
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            // The API caps notes at 1 KiB.
+            note: Some(note.chars().take(1000).collect()),
+            action: "Sync".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, reason, "recording an event");
         }
     }
 
@@ -235,12 +264,19 @@ impl Controller {
         );
         Ok(Controller {
             shared: Arc::new(Shared {
-                applier: Applier::new(client, FIELD_MANAGER),
+                applier: Applier::new(client.clone(), FIELD_MANAGER),
                 config,
                 types,
                 live,
                 repos,
                 checks: HealthChecks::new(),
+                recorder: Recorder::new(
+                    client,
+                    Reporter {
+                        controller: "berth".into(),
+                        instance: None,
+                    },
+                ),
                 apps,
                 projects,
                 latest: Mutex::new(HashMap::new()),
@@ -323,8 +359,8 @@ async fn watch_apps(shared: Arc<Shared>) {
     let mut stream = watcher::watcher(shared.apps.clone(), watcher::Config::default()).boxed();
     while let Some(event) = stream.next().await {
         let obj = match event {
-            Ok(Event::Apply(o) | Event::InitApply(o)) => o,
-            Ok(Event::Delete(o)) => {
+            Ok(WatchEvent::Apply(o) | WatchEvent::InitApply(o)) => o,
+            Ok(WatchEvent::Delete(o)) => {
                 let name = o.metadata.name.clone().unwrap_or_default();
                 keys.remove(&name);
                 if let Ok(mut latest) = shared.latest.lock() {
@@ -767,6 +803,14 @@ async fn run_sync(
         tracing::warn!(app = %name, error = %e, "recording the sync start");
     }
     tracing::info!(app = %name, revision = %ready.revision, automated = request.automated, "sync started");
+    let initiated = if request.automated {
+        format!("Initiated automated sync to '{}'", ready.revision)
+    } else {
+        format!("Initiated sync to '{}'", ready.revision)
+    };
+    shared
+        .event(raw, EventType::Normal, "OperationStarted", initiated)
+        .await;
 
     let destination = ready
         .app
@@ -857,6 +901,28 @@ async fn run_sync(
     }
     let finished = rfc3339(SystemTime::now());
     tracing::info!(app = %name, phase = outcome.phase, message = %outcome.message, "sync finished");
+    if outcome.phase == "Succeeded" {
+        shared
+            .event(
+                raw,
+                EventType::Normal,
+                "OperationCompleted",
+                format!("Sync operation to {} succeeded", ready.revision),
+            )
+            .await;
+    } else {
+        shared
+            .event(
+                raw,
+                EventType::Warning,
+                "OperationCompleted",
+                format!(
+                    "Sync operation to {} failed: {}",
+                    ready.revision, outcome.message
+                ),
+            )
+            .await;
+    }
     let source = raw.pointer("/spec/source").cloned().unwrap_or(Value::Null);
     let mut state = json!({
         "operation": operation,

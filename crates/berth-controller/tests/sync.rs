@@ -135,6 +135,46 @@ async fn requested_and_automated_syncs() {
         "{results:#?}"
     );
     assert_eq!(app_now["status"]["history"].as_array().unwrap().len(), 1);
+    let events = kubectl(
+        &ns,
+        &[
+            "get",
+            "events",
+            "-n",
+            &control,
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let reasons: Vec<String> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["reason"].as_str().unwrap_or_default(),
+                e["message"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("OperationStarted Initiated sync to")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("OperationCompleted Sync operation to")
+                && r.ends_with("succeeded")),
+        "{reasons:?}"
+    );
     assert!(exists(&ns, "configmap/settings") && exists(&ns, "deployment/web"));
     until("the hook deleted (HookSucceeded)", || {
         !exists(&ns, "job/migrate")
