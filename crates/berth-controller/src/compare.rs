@@ -22,8 +22,12 @@ pub struct Comparison {
     pub health: Status,
     /// One entry per resource, in `status.resources` form.
     pub resources: Vec<Value>,
-    /// Problems worth a condition (`ComparisonError`), each a message.
+    /// Problems that made the comparison impossible (the sync status is
+    /// then Unknown), each a message.
     pub errors: Vec<String>,
+    /// Problems worth reporting that did not stop the comparison: the API
+    /// server refused the dry run of an object (the offline target was used).
+    pub warnings: Vec<String>,
     /// Each object as the sync planner takes it: desired, live, in sync.
     pub pairs: Vec<berth_engine::plan::Resource>,
 }
@@ -66,6 +70,7 @@ pub async fn compare(
     let mut diffs: Vec<ResourceDiff> = Vec::new();
     let mut healths = Vec::new();
     let mut pairs = Vec::new();
+    let mut warnings = Vec::new();
     for desired in inputs.desired {
         let key = ObjectKey::of(desired);
         let live = live_by_key.remove(&key);
@@ -94,8 +99,11 @@ pub async fn compare(
                 .await
             {
                 Ok(p) => Some(p),
+                // The destination namespace does not exist yet (it comes
+                // with the sync, CreateNamespace): compared offline.
+                Err(berth_cluster::apply::ApplyError::Refused { code: 404, .. }) => None,
                 Err(e) => {
-                    errors.push(e.to_string());
+                    warnings.push(e.to_string());
                     None
                 }
             }
@@ -159,6 +167,7 @@ pub async fn compare(
         health,
         resources,
         errors,
+        warnings,
         pairs,
     }
 }

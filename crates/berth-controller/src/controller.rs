@@ -689,10 +689,11 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
         "resources": c.resources,
         "reconciledAt": now,
     });
-    if !c.errors.is_empty() {
+    let problems: Vec<String> = c.errors.iter().chain(&c.warnings).cloned().collect();
+    if !problems.is_empty() {
         status["conditions"] = json!([{
             "type": "ComparisonError",
-            "message": c.errors.join("; "),
+            "message": problems.join("; "),
             "lastTransitionTime": now,
         }]);
     }

@@ -512,10 +512,14 @@ impl RepoCache {
             return Ok(target.join("src"));
         }
         let files = self.list_files(url, sha, &clean)?;
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("{name}.{}", std::process::id()));
+        // Unique per call: threads of one process materialize the same tree
+        // at once when several applications share a repository.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = self.root.join("tmp").join(format!(
+            "{name}.{}.{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let _ = make_writable(&tmp);
         let _ = fs::remove_dir_all(&tmp);
         let src = tmp.join("src");

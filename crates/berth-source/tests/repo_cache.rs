@@ -604,3 +604,26 @@ fn a_server_dying_mid_fetch_leaves_the_cache_usable() {
         big.len()
     );
 }
+
+/// Several applications share a repository: their threads materialize the
+/// same tree at the same moment, and every one gets it whole.
+#[test]
+fn concurrent_materializations_of_one_tree() {
+    let fixture = GitFixture::new().unwrap();
+    let repo = fixture.create_repo("shared", APP).unwrap();
+    let url = repo.bare.display().to_string();
+    let tmp = TempDir::new("berth-cache").unwrap();
+    let cache = std::sync::Arc::new(cache(&tmp));
+    let head = cache.resolve(&url, None, "main", "").unwrap().resolved.sha;
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let cache = std::sync::Arc::clone(&cache);
+            let (url, head) = (url.clone(), head.clone());
+            std::thread::spawn(move || cache.materialize(&url, &head, ""))
+        })
+        .collect();
+    for t in threads {
+        let dir = t.join().unwrap().unwrap();
+        assert!(dir.join("apps/web/deployment.yaml").is_file());
+    }
+}

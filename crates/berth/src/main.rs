@@ -6,6 +6,7 @@
 
 mod admin;
 mod controller;
+mod demo;
 mod render;
 mod up;
 

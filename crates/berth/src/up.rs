@@ -24,8 +24,14 @@ pub struct UpArgs {
     port: Option<u16>,
 
     /// Start only the cluster, without the controller.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "demo")]
     no_controller: bool,
+
+    /// Also serve a demo Git repository (a guestbook in dev, staging and
+    /// prod Kustomize overlays) and create one Application per environment:
+    /// dev automated with self-heal, staging automated, prod manual.
+    #[arg(long)]
+    demo: bool,
 }
 
 /// Runs `berth up` until Ctrl-C or SIGTERM.
@@ -70,6 +76,27 @@ pub fn run(args: UpArgs) -> Result<()> {
                 let _ = controller_stopped.await;
             })))
         })?)
+    };
+    // Kept until the end: dropping it stops its git daemon.
+    let _demo = if args.demo {
+        let demo = crate::demo::start(&data_dir)?;
+        let kubeconfig = plane.kubeconfig().to_path_buf();
+        let names = runtime.block_on(async {
+            let client = crate::controller::client(Some(&kubeconfig), None).await?;
+            crate::demo::apply_applications(&client, berth_api::crds::CONTROL_NAMESPACE, &demo.url)
+                .await
+        })?;
+        eprintln!(
+            "demo: {} in namespace argocd, from {} (working clone: {}).\n\
+             demo: guestbook-dev syncs every commit and reverts changes by hand, guestbook-staging syncs every commit,\n\
+             demo: guestbook-prod waits: kubectl patch app guestbook-prod -n argocd --type merge -p '{{\"operation\":{{\"sync\":{{}}}}}}'",
+            names.join(", "),
+            demo.url,
+            demo.work.display()
+        );
+        Some(demo)
+    } else {
+        None
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "kubeconfig: {}", plane.kubeconfig().display())?;

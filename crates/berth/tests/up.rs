@@ -22,9 +22,14 @@ fn temp_dir(prefix: &str) -> PathBuf {
 
 /// Starts `berth up` and returns it with the kubeconfig path it printed.
 fn start_up(data_dir: &Path) -> (Child, PathBuf) {
+    start_up_with(data_dir, &[])
+}
+
+fn start_up_with(data_dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
     let mut child = Command::new(BERTH)
         .args(["up", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -166,4 +171,87 @@ fn usage_errors_exit_2() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("berth {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn demo_environments_sync_by_their_policies() {
+    let dir = temp_dir("berth-up-demo");
+    let (child, kubeconfig) = start_up_with(&dir, &["--demo"]);
+    let status = |app: &str| -> (String, String) {
+        let out = kubectl(
+            &kubeconfig,
+            &[
+                "get",
+                "app",
+                app,
+                "-n",
+                "argocd",
+                "-o",
+                "jsonpath={.status.sync.status} {.status.health.status}",
+            ],
+        );
+        let mut parts = out.split(' ');
+        (
+            parts.next().unwrap_or_default().to_string(),
+            parts.next().unwrap_or_default().to_string(),
+        )
+    };
+    let mut ready = false;
+    for _ in 0..600 {
+        let dev = status("guestbook-dev");
+        let staging = status("guestbook-staging");
+        let prod = status("guestbook-prod");
+        if dev == ("Synced".into(), "Healthy".into())
+            && staging == ("Synced".into(), "Healthy".into())
+            && prod.0 == "OutOfSync"
+        {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        ready,
+        "dev {:?}, staging {:?}, prod {:?}",
+        status("guestbook-dev"),
+        status("guestbook-staging"),
+        status("guestbook-prod")
+    );
+    // The overlays' own settings reached the cluster; prod waits for a person.
+    let replicas = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "deployment",
+            "guestbook",
+            "-n",
+            "guestbook-staging",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+    );
+    assert_eq!(replicas, "2");
+    let env = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "configmap",
+            "guestbook",
+            "-n",
+            "guestbook-dev",
+            "-o",
+            "jsonpath={.data.environment}",
+        ],
+    );
+    assert_eq!(env, "dev");
+    let prod = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "namespace", "guestbook-prod"])
+        .output()
+        .unwrap();
+    assert!(!prod.status.success(), "prod is manual: nothing created");
+    let status = stop(child, "TERM");
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
