@@ -46,7 +46,13 @@ plane_pid=$!
 exec 3>"$fifo"
 cleanup() {
   exec 3>&- || true
+  # The plane stops when the fifo's last writer closes it; a process that
+  # inherited the descriptor and outlived its test would keep it open, so
+  # the plane is stopped by signal if it has not gone within 30 s.
+  ( sleep 30; kill "$plane_pid" 2>/dev/null ) &
+  watchdog=$!
   wait "$plane_pid" 2>/dev/null || true
+  kill "$watchdog" 2>/dev/null || true
   rm -rf "$run_dir"
   report
 }

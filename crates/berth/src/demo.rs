@@ -125,8 +125,14 @@ pub fn start(data_dir: &Path) -> Result<Demo> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .context("finding a free port for git daemon")?;
-    let daemon = Command::new("git")
-        .arg("daemon")
+    // The daemon itself, not the `git daemon` wrapper, which would leave
+    // the daemon running after the wrapper is stopped.
+    let exec_path = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .context("running git --exec-path (is git installed?)")?;
+    let exec_path = PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim());
+    let daemon = Command::new(exec_path.join("git-daemon"))
         .arg("--reuseaddr")
         .arg("--listen=127.0.0.1")
         .arg(format!("--port={port}"))

@@ -173,10 +173,23 @@ fn usage_errors_exit_2() {
     );
 }
 
+/// Kills `berth up` if the test fails before stopping it.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn demo_environments_sync_by_their_policies() {
     let dir = temp_dir("berth-up-demo");
     let (child, kubeconfig) = start_up_with(&dir, &["--demo"]);
+    let mut running = Running(Some(child));
     let status = |app: &str| -> (String, String) {
         let out = kubectl(
             &kubeconfig,
@@ -251,7 +264,21 @@ fn demo_environments_sync_by_their_policies() {
         .output()
         .unwrap();
     assert!(!prod.status.success(), "prod is manual: nothing created");
-    let status = stop(child, "TERM");
+    let daemon_running = || {
+        Command::new("pgrep")
+            .arg("-f")
+            .arg(format!("git-daemon.*{}", dir.display()))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(daemon_running(), "the demo's git daemon serves");
+    let status = stop(running.0.take().unwrap(), "TERM");
     assert!(status.success(), "{status:?}");
+    assert!(
+        !daemon_running(),
+        "the demo's git daemon stops with berth up"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
