@@ -145,6 +145,9 @@ struct Shared {
     queue: Queue,
     /// Apps being reconciled, and those asked for meanwhile.
     running: Mutex<(HashSet<String>, HashSet<String>)>,
+    /// Requested operations already run, as `app@resourceVersion` of the
+    /// Application that carried them.
+    handled: Mutex<HashSet<String>>,
     /// The latest automated sync per app: (revision, failed).
     recent: Mutex<HashMap<String, (String, bool)>>,
     /// Self-heal back-off per app: (revision, attempts, last attempt).
@@ -284,6 +287,7 @@ impl Controller {
                 running: Mutex::new((HashSet::new(), HashSet::new())),
                 heal: Mutex::new(HashMap::new()),
                 recent: Mutex::new(HashMap::new()),
+                handled: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -488,6 +492,23 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
             Decision::Sync(request) => {
                 if request.automated {
                     shared.note_heal_attempt(name, &ready.revision);
+                } else {
+                    // A requested operation runs once: the copy of the
+                    // Application read before its request was cleared must
+                    // not run it again.
+                    let version = raw
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    let seen = shared
+                        .handled
+                        .lock()
+                        .map(|mut h| h.insert(format!("{name}@{version}")))
+                        .unwrap_or(false);
+                    if !seen {
+                        return;
+                    }
                 }
                 run_sync(shared, name, &raw, ready, request).await;
                 // Compare again with what the sync did.
@@ -502,6 +523,9 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     for s in [&mut old, &mut new] {
         if let Some(m) = s.as_object_mut() {
             m.remove("reconciledAt");
+            // Written by syncs, not by the comparison (a merge patch keeps them).
+            m.remove("operationState");
+            m.remove("history");
             if let Some(c) = m.get_mut("conditions").and_then(Value::as_array_mut) {
                 for cond in c {
                     if let Some(cm) = cond.as_object_mut() {
@@ -697,12 +721,6 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
             "lastTransitionTime": now,
         }]);
     }
-    // What the controller recorded stays: operations and history.
-    for key in ["operationState", "history"] {
-        if let Some(v) = raw.pointer(&format!("/status/{key}")) {
-            status[key] = v.clone();
-        }
-    }
     Compared {
         status,
         ready: Some(Ready {
@@ -733,6 +751,12 @@ fn failed(raw: &Value, message: &str, now: &str) -> Value {
     let mut status = raw.get("status").cloned().unwrap_or_else(|| json!({}));
     if !status.is_object() {
         status = json!({});
+    }
+    // Only the sync writes these; a copy from a possibly stale read must
+    // never overwrite what it wrote.
+    if let Some(m) = status.as_object_mut() {
+        m.remove("operationState");
+        m.remove("history");
     }
     status["sync"]["status"] = json!("Unknown");
     status["conditions"] = json!([{

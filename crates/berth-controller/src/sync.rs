@@ -383,11 +383,16 @@ impl Executor<'_> {
     /// them afresh (their default delete policy, BeforeHookCreation).
     pub async fn remove_hooks(&self, hooks: &[ObjectRef]) {
         for h in hooks {
-            let _ = self
+            if let Err(e) = self
                 .applier
                 .delete(self.types, &address(h), ClusterPropagation::Background)
-                .await;
-            let _ = self.wait_deleted(h).await;
+                .await
+            {
+                tracing::warn!(hook = %h, error = %e, "removing a failed hook before the retry");
+            }
+            if let Err(e) = self.wait_deleted(h).await {
+                tracing::warn!(hook = %h, error = %e, "removing a failed hook before the retry");
+            }
         }
     }
 

@@ -34,6 +34,82 @@ async fn until(what: &str, f: impl Fn() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// A controller on its own control namespace, a Git server with one
+/// repository, and one Application on it.
+struct Harness {
+    ns: TestNamespace,
+    control: String,
+    name: String,
+    repo: berth_testenv::git::Repo,
+    _fixture: GitFixture,
+    _daemon: berth_testenv::git::Server,
+    _cache: TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    /// `sync_policy` is the YAML of `spec.syncPolicy` (indented under it),
+    /// empty for none.
+    async fn start(
+        prefix: &str,
+        files: &[(&str, &str)],
+        sync_policy: &str,
+        resync: Duration,
+    ) -> Harness {
+        let ns = TestNamespace::new(prefix).await.unwrap();
+        let control = format!("{}-argocd", ns.name);
+        let fixture = GitFixture::new().unwrap();
+        let repo = fixture.create_repo(prefix, files).unwrap();
+        let daemon = git_daemon(&fixture).unwrap();
+        let url = format!("git://127.0.0.1:{}/{prefix}.git", daemon.port);
+        let cache = TempDir::new(&format!("{prefix}-cache")).unwrap();
+        let mut config = Config::new(&control, cache.path().to_path_buf());
+        config.resync = resync;
+        let controller = Controller::start(ns.client.clone(), config).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(controller.run(async {
+            let _ = stopped.await;
+        }));
+        let name = format!("{prefix}-{}", &ns.name[ns.name.len() - 6..]);
+        let policy = if sync_policy.is_empty() {
+            String::new()
+        } else {
+            format!("  syncPolicy:\n{sync_policy}")
+        };
+        let app = format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n{policy}",
+            ns.name
+        );
+        kubectl(&ns, &["apply", "-f", "-"], Some(&app));
+        Harness {
+            ns,
+            control,
+            name,
+            repo,
+            _fixture: fixture,
+            _daemon: daemon,
+            _cache: cache,
+            stop,
+            running,
+        }
+    }
+
+    fn app(&self) -> Value {
+        serde_json::from_str(&kubectl(
+            &self.ns,
+            &["get", "app", &self.name, "-n", &self.control, "-o", "json"],
+            None,
+        ))
+        .unwrap()
+    }
+
+    async fn finish(self) {
+        let _ = self.stop.send(());
+        self.running.await.unwrap();
+    }
+}
+
 const CONFIG: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: blue\n";
 const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.0\n";
@@ -45,63 +121,34 @@ async fn requested_and_automated_syncs() {
         .with_env_filter(tracing_subscriber::EnvFilter::new("berth_controller=info"))
         .with_test_writer()
         .try_init();
-    let ns = TestNamespace::new("sync-dest").await.unwrap();
-    let control = format!("{}-argocd", ns.name);
-    let fixture = GitFixture::new().unwrap();
-    let repo = fixture
-        .create_repo(
-            "web",
-            &[
-                ("app/config.yaml", CONFIG),
-                ("app/deploy.yaml", DEPLOY),
-                ("app/hook.yaml", HOOK),
-            ],
-        )
-        .unwrap();
-    let daemon = git_daemon(&fixture).unwrap();
-    let url = format!("git://127.0.0.1:{}/web.git", daemon.port);
-
-    let cache = TempDir::new("sync-cache").unwrap();
-    let mut config = Config::new(&control, cache.path().to_path_buf());
-    config.resync = Duration::from_secs(3);
-    let controller = Controller::start(ns.client.clone(), config).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(controller.run(async {
-        let _ = stopped.await;
-    }));
-
-    let name = format!("web-{}", &ns.name[ns.name.len() - 6..]);
-    let app = format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n",
-        ns.name
-    );
-    kubectl(&ns, &["apply", "-f", "-"], Some(&app));
-    let get_app = || -> Value {
-        serde_json::from_str(&kubectl(
-            &ns,
-            &["get", "app", &name, "-n", &control, "-o", "json"],
-            None,
-        ))
-        .unwrap()
-    };
+    let h = Harness::start(
+        "web",
+        &[
+            ("app/config.yaml", CONFIG),
+            ("app/deploy.yaml", DEPLOY),
+            ("app/hook.yaml", HOOK),
+        ],
+        "",
+        Duration::from_secs(3),
+    )
+    .await;
+    let (ns, control, name, repo) = (&h.ns, &h.control, &h.name, &h.repo);
+    let get_app = || h.app();
     until("OutOfSync", || {
         get_app()["status"]["sync"]["status"] == "OutOfSync"
     })
     .await;
-    assert!(
-        !exists(&ns, "configmap/settings"),
-        "manual: nothing applied"
-    );
+    assert!(!exists(ns, "configmap/settings"), "manual: nothing applied");
 
     // A requested sync, as `kubectl patch` asks for one.
     kubectl(
-        &ns,
+        ns,
         &[
             "patch",
             "app",
-            &name,
+            name,
             "-n",
-            &control,
+            control,
             "--type",
             "merge",
             "-p",
@@ -136,12 +183,12 @@ async fn requested_and_automated_syncs() {
     );
     assert_eq!(app_now["status"]["history"].as_array().unwrap().len(), 1);
     let events = kubectl(
-        &ns,
+        ns,
         &[
             "get",
             "events",
             "-n",
-            &control,
+            control,
             "--field-selector",
             &format!("involvedObject.name={name}"),
             "-o",
@@ -175,9 +222,9 @@ async fn requested_and_automated_syncs() {
                 && r.ends_with("succeeded")),
         "{reasons:?}"
     );
-    assert!(exists(&ns, "configmap/settings") && exists(&ns, "deployment/web"));
+    assert!(exists(ns, "configmap/settings") && exists(ns, "deployment/web"));
     until("the hook deleted (HookSucceeded)", || {
-        !exists(&ns, "job/migrate")
+        !exists(ns, "job/migrate")
     })
     .await;
     until("Synced and Healthy", || {
@@ -185,17 +232,25 @@ async fn requested_and_automated_syncs() {
         s["sync"]["status"] == "Synced" && s["health"]["status"] == "Healthy"
     })
     .await;
+    // The request ran once, even though copies of the Application read
+    // before it was cleared may still carry it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        get_app()["status"]["history"].as_array().unwrap().len(),
+        1,
+        "a requested operation runs once"
+    );
 
     // Automated with prune and self-heal: a commit that changes one object
     // and removes another is synced without being asked.
     kubectl(
-        &ns,
+        ns,
         &[
             "patch",
             "app",
-            &name,
+            name,
             "-n",
-            &control,
+            control,
             "--type",
             "merge",
             "-p",
@@ -213,7 +268,7 @@ async fn requested_and_automated_syncs() {
     repo.push("main").unwrap();
     let color = || {
         kubectl(
-            &ns,
+            ns,
             &[
                 "get",
                 "configmap/settings",
@@ -227,13 +282,13 @@ async fn requested_and_automated_syncs() {
     };
     until("the new commit synced", || color() == "green").await;
     until("the removed Deployment pruned", || {
-        !exists(&ns, "deployment/web")
+        !exists(ns, "deployment/web")
     })
     .await;
 
     // Self-heal reverts a change by hand.
     kubectl(
-        &ns,
+        ns,
         &[
             "patch",
             "configmap/settings",
@@ -275,10 +330,9 @@ async fn requested_and_automated_syncs() {
             })
     })
     .await;
-    assert!(exists(&ns, "configmap/settings"), "nothing pruned");
+    assert!(exists(ns, "configmap/settings"), "nothing pruned");
 
-    let _ = stop.send(());
-    running.await.unwrap();
+    h.finish().await;
 }
 
 const FAILING_HOOK: &str = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\nspec:\n  backoffLimit: 0\n  template:\n    metadata:\n      annotations:\n        testenv.berth.io/fault: Failed\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: registry.example/migrate:1.0\n";
@@ -286,47 +340,23 @@ const ON_FAILURE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sy
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_presync_hook_stops_the_sync_retries_and_runs_syncfail_hooks() {
-    let ns = TestNamespace::new("sync-fail").await.unwrap();
-    let control = format!("{}-argocd", ns.name);
-    let fixture = GitFixture::new().unwrap();
-    fixture
-        .create_repo(
-            "failing",
-            &[
-                ("app/config.yaml", CONFIG),
-                ("app/hook.yaml", FAILING_HOOK),
-                ("app/on-failure.yaml", ON_FAILURE),
-            ],
-        )
-        .unwrap();
-    let daemon = git_daemon(&fixture).unwrap();
-    let url = format!("git://127.0.0.1:{}/failing.git", daemon.port);
-    let cache = TempDir::new("sync-fail-cache").unwrap();
-    let controller = Controller::start(
-        ns.client.clone(),
-        Config::new(&control, cache.path().to_path_buf()),
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("berth_controller=info"))
+        .with_test_writer()
+        .try_init();
+    let h = Harness::start(
+        "failing",
+        &[
+            ("app/config.yaml", CONFIG),
+            ("app/hook.yaml", FAILING_HOOK),
+            ("app/on-failure.yaml", ON_FAILURE),
+        ],
+        "    automated: {}\n    retry:\n      limit: 1\n      backoff: {duration: 1s, factor: 2, maxDuration: 5s}\n",
+        Duration::from_secs(30),
     )
-    .await
-    .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(controller.run(async {
-        let _ = stopped.await;
-    }));
-
-    let name = format!("failing-{}", &ns.name[ns.name.len() - 6..]);
-    let app = format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n  syncPolicy:\n    automated: {{}}\n    retry:\n      limit: 1\n      backoff: {{duration: 1s, factor: 2, maxDuration: 5s}}\n",
-        ns.name
-    );
-    kubectl(&ns, &["apply", "-f", "-"], Some(&app));
-    let get_app = || -> Value {
-        serde_json::from_str(&kubectl(
-            &ns,
-            &["get", "app", &name, "-n", &control, "-o", "json"],
-            None,
-        ))
-        .unwrap()
-    };
+    .await;
+    let ns = &h.ns;
+    let get_app = || h.app();
     until("the sync to fail", || {
         get_app()["status"]["operationState"]["phase"] == "Failed"
     })
@@ -340,10 +370,10 @@ async fn a_failed_presync_hook_stops_the_sync_retries_and_runs_syncfail_hooks() 
     );
     // The Sync phase never ran; the SyncFail hook did.
     assert!(
-        !exists(&ns, "configmap/settings"),
+        !exists(ns, "configmap/settings"),
         "nothing applied after the failed hook"
     );
-    assert!(exists(&ns, "configmap/sync-failed"), "SyncFail hook ran");
+    assert!(exists(ns, "configmap/sync-failed"), "SyncFail hook ran");
     // Automated: a failed revision is not retried again and again.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
@@ -357,6 +387,5 @@ async fn a_failed_presync_hook_stops_the_sync_retries_and_runs_syncfail_hooks() 
             .is_none_or(|h| h.is_empty())
     );
 
-    let _ = stop.send(());
-    running.await.unwrap();
+    h.finish().await;
 }
