@@ -11,6 +11,7 @@ use berth_cluster::discovery::ResourceTypes;
 use berth_cluster::live::ObjectKey;
 use berth_engine::diff::{self, DiffOptions, IgnoreRule, ResourceDiff, SyncStatus};
 use berth_engine::health::{self, AppResource, HealthChecks, Status};
+use berth_engine::settings::Settings;
 use serde_json::{Value, json};
 
 /// What a comparison found, ready to be written as `status`.
@@ -40,6 +41,9 @@ pub struct Inputs<'a> {
     pub live: &'a [Arc<Value>],
     /// The app's `ignoreDifferences`.
     pub ignore: &'a [Value],
+    /// `argocd-cm`'s settings (customized ignoreDifferences, masked
+    /// annotations).
+    pub settings: &'a Settings,
 }
 
 /// Compares, asking the API server for a dry run of each desired object.
@@ -50,16 +54,23 @@ pub async fn compare(
     checks: &HealthChecks,
 ) -> Comparison {
     let mut errors = Vec::new();
+    let mut ignore = match IgnoreRule::parse_list(inputs.ignore) {
+        Ok(rules) => rules,
+        Err(e) => {
+            errors.push(format!("spec.{e}"));
+            Vec::new()
+        }
+    };
+    match inputs.settings.ignore_rules() {
+        Ok(rules) => ignore.extend(rules),
+        Err(e) => errors.push(format!(
+            "argocd-cm resource.customizations.ignoreDifferences: {e}"
+        )),
+    }
     let opts = DiffOptions {
-        ignore: match IgnoreRule::parse_list(inputs.ignore) {
-            Ok(rules) => rules,
-            Err(e) => {
-                errors.push(format!("spec.{e}"));
-                Vec::new()
-            }
-        },
+        ignore,
         field_manager: berth_cluster::apply::FIELD_MANAGER.into(),
-        mask_annotations: Vec::new(),
+        mask_annotations: inputs.settings.mask_annotations.clone(),
     };
     let mut live_by_key: BTreeMap<ObjectKey, &Value> = inputs
         .live

@@ -22,10 +22,11 @@ use berth_cluster::apply::{Applier, FIELD_MANAGER};
 use berth_cluster::discovery::ResourceTypes;
 use berth_cluster::live::LiveCache;
 use berth_engine::health::HealthChecks;
+use berth_engine::settings::Settings;
 use berth_engine::tracking::Tracking;
 use berth_source::repo::{CacheOptions, RepoCache};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
@@ -145,6 +146,10 @@ struct Shared {
     queue: Queue,
     /// Apps being reconciled, and those asked for meanwhile.
     running: Mutex<(HashSet<String>, HashSet<String>)>,
+    /// `argocd-cm`'s settings, read at start.
+    settings: Settings,
+    /// `application.resourceTrackingMethod`.
+    method: Method,
     /// Requested operations already run, as `app@resourceVersion` of the
     /// Application that carried them.
     handled: Mutex<HashSet<String>>,
@@ -245,7 +250,14 @@ impl Controller {
             tracing::info!(created = %what, "installed");
         }
         let types = ResourceTypes::discover(&client).await?;
-        let live = LiveCache::start(&client, &types, Tracking::default(), |_| true);
+        let (settings, method) = read_argocd_cm(&client, &config.namespace).await;
+        let tracking = Tracking {
+            method,
+            ..Tracking::default()
+        };
+        let live = LiveCache::start(&client, &types, tracking, |_| true);
+        let mut checks = HealthChecks::new();
+        settings.apply_health(&mut checks);
         let repos =
             RepoCache::new(config.cache_dir.join("git"), CacheOptions::default()).map_err(|e| {
                 ControllerError::Cache {
@@ -272,7 +284,9 @@ impl Controller {
                 types,
                 live,
                 repos,
-                checks: HealthChecks::new(),
+                checks,
+                settings,
+                method,
                 recorder: Recorder::new(
                     client,
                     Reporter {
@@ -344,6 +358,37 @@ impl Controller {
             t.abort();
         }
     }
+}
+
+/// Reads `argocd-cm` in the control namespace: resource customizations
+/// (health scripts, ignoreDifferences), masked annotations, Berth's
+/// Application health switch, and the tracking method. Read once at start;
+/// a ConfigMap that cannot be read or used is logged and defaults apply.
+async fn read_argocd_cm(client: &Client, namespace: &str) -> (Settings, Method) {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let data = match maps.get_opt("argocd-cm").await {
+        Ok(Some(cm)) => cm.data.unwrap_or_default(),
+        Ok(None) => return (Settings::default(), Method::Annotation),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading argocd-cm; using defaults");
+            return (Settings::default(), Method::Annotation);
+        }
+    };
+    let method = match data.get("application.resourceTrackingMethod") {
+        None => Method::Annotation,
+        Some(m) => Method::parse(m).unwrap_or_else(|| {
+            tracing::warn!(value = %m, "argocd-cm application.resourceTrackingMethod: use annotation, label or annotation+label; using annotation");
+            Method::Annotation
+        }),
+    };
+    let settings = match Settings::from_configmap_data(&data) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "argocd-cm resource customizations ignored");
+            Settings::default()
+        }
+    };
+    (settings, method)
 }
 
 /// What of an Application, when changed, calls for a comparison: not its
@@ -661,7 +706,7 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
                 &app,
                 &sources,
                 &shared.config.namespace,
-                Method::Annotation,
+                shared.method,
                 &work,
             );
             let _ = std::fs::remove_dir_all(&work);
@@ -695,6 +740,7 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
             desired: &rendered.objects,
             live: &live,
             ignore: &ignore,
+            settings: &shared.settings,
         },
         &shared.types,
         &shared.applier,

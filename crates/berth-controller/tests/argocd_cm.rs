@@ -1,0 +1,128 @@
+//! `argocd-cm` honoured by the controller: a health script and an
+//! ignoreDifferences customization.
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::time::Duration;
+
+use berth_controller::controller::{Config, Controller};
+use berth_testenv::TestNamespace;
+use berth_testenv::git::{GitFixture, TempDir, git_daemon};
+use serde_json::Value;
+
+fn kubectl(ns: &TestNamespace, args: &[&str], stdin: Option<&str>) -> String {
+    berth_testenv::kubectl_ok(&ns.kubeconfig, args, stdin).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customizations_from_argocd_cm() {
+    let ns = TestNamespace::new("cm-dest").await.unwrap();
+    let control = format!("{}-argocd", ns.name);
+    kubectl(&ns, &["create", "namespace", &control], None);
+    let cm = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: {control}\ndata:\n  resource.customizations.health.ConfigMap: |\n    return {{status = \"Degraded\", message = \"from argocd-cm \" .. obj.data.color}}\n  resource.customizations.ignoreDifferences.all: |\n    jsonPointers:\n    - /data/size\n"
+    );
+    kubectl(&ns, &["apply", "-f", "-"], Some(&cm));
+
+    let fixture = GitFixture::new().unwrap();
+    fixture
+        .create_repo(
+            "cm",
+            &[(
+                "app/settings.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: blue\n  size: large\n",
+            )],
+        )
+        .unwrap();
+    let daemon = git_daemon(&fixture).unwrap();
+    let cache = TempDir::new("cm-cache").unwrap();
+    let controller = Controller::start(
+        ns.client.clone(),
+        Config::new(&control, cache.path().to_path_buf()),
+    )
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller.run(async {
+        let _ = stopped.await;
+    }));
+    let name = format!("cm-{}", &ns.name[ns.name.len() - 6..]);
+    let app = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: git://127.0.0.1:{}/cm.git\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n",
+        daemon.port, ns.name
+    );
+    kubectl(&ns, &["apply", "-f", "-"], Some(&app));
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "app",
+            &name,
+            "-n",
+            &control,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"operation":{"sync":{}}}"#,
+        ],
+        None,
+    );
+    let status = || -> Value {
+        let app: Value = serde_json::from_str(&kubectl(
+            &ns,
+            &["get", "app", &name, "-n", &control, "-o", "json"],
+            None,
+        ))
+        .unwrap();
+        app["status"].clone()
+    };
+    let wait = |what: &'static str, pred: &dyn Fn(&Value) -> bool| {
+        for _ in 0..600 {
+            let s = status();
+            if pred(&s) {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}: {:#}", status());
+    };
+    let s = wait("synced, with the script's health", &|s| {
+        s["sync"]["status"] == "Synced" && s["health"]["status"] == "Degraded"
+    });
+    let resource = &s["resources"][0];
+    assert_eq!(resource["health"]["message"], "from argocd-cm blue");
+
+    // A field ignored for every kind does not make the app OutOfSync...
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "configmap/settings",
+            "-n",
+            &ns.name,
+            "-p",
+            r#"{"data":{"size":"small"}}"#,
+        ],
+        None,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(status()["sync"]["status"], "Synced");
+    // ...another one does.
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "configmap/settings",
+            "-n",
+            &ns.name,
+            "-p",
+            r#"{"data":{"color":"red"}}"#,
+        ],
+        None,
+    );
+    wait("drift on a field not ignored", &|s| {
+        s["sync"]["status"] == "OutOfSync"
+    });
+
+    let _ = stop.send(());
+    running.await.unwrap();
+}
