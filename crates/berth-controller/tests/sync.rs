@@ -389,3 +389,43 @@ async fn a_failed_presync_hook_stops_the_sync_retries_and_runs_syncfail_hooks() 
 
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_prune_a_removed_object_is_left_and_marked() {
+    let extra =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  kept: \"yes\"\n";
+    let h = Harness::start(
+        "noprune",
+        &[("app/config.yaml", CONFIG), ("app/extra.yaml", extra)],
+        "    automated: {}\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    let ns = &h.ns;
+    until("the first automated sync", || {
+        h.app()["status"]["sync"]["status"] == "Synced"
+    })
+    .await;
+    assert!(exists(ns, "configmap/extra"));
+
+    std::fs::remove_file(h.repo.work.join("app/extra.yaml")).unwrap();
+    let sha = h.repo.commit(&[], "drop extra").unwrap();
+    h.repo.push("main").unwrap();
+    until("the new revision synced without pruning", || {
+        let s = h.app()["status"].clone();
+        s["operationState"]["syncResult"]["revision"] == sha.as_str()
+            && s["operationState"]["phase"] == "Succeeded"
+    })
+    .await;
+    assert!(exists(ns, "configmap/extra"), "not pruned without prune");
+    until("marked as requiring pruning", || {
+        let s = h.app()["status"].clone();
+        s["sync"]["status"] == "OutOfSync"
+            && s["resources"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["name"] == "extra" && r["requiresPruning"] == true)
+            })
+    })
+    .await;
+    h.finish().await;
+}
