@@ -4,40 +4,13 @@
 //! globs (`*`, `?`); a pattern starting with `!` denies, and a denial wins
 //! over any permission, as in Argo CD.
 
+pub use berth_engine::glob::glob;
 use serde_json::Value;
 
 /// The cluster the controller runs in, by URL and by Argo CD's name.
 pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
 /// The in-cluster cluster's name.
 pub const IN_CLUSTER_NAME: &str = "in-cluster";
-
-/// `*` matches any run of characters (`/` included), `?` one character.
-pub fn glob(pattern: &str, value: &str) -> bool {
-    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
-    // Iterative matching with backtracking to the last `*`.
-    let (mut pi, mut vi) = (0usize, 0usize);
-    let (mut star, mut mark) = (None::<usize>, 0usize);
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = vi;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            vi = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
 
 /// Whether `value` is allowed by a list of patterns with `!` denials.
 fn permitted<'a>(patterns: impl IntoIterator<Item = &'a str>, value: &str) -> bool {

@@ -3,6 +3,7 @@
 //! and prunes. It does no I/O, so every rule is a fast table-driven test.
 //!
 //! - [`diff`]: desired against live, normalized, with Secret values masked.
+//! - [`glob`]: the glob patterns Argo CD's settings use.
 //! - [`health`]: resource health with Argo CD's rules and messages.
 //! - [`plan`]: sync and deletion plans: phases, waves, hooks, options.
 //! - [`settings`]: the `argocd-cm` keys the engine honours.
@@ -10,6 +11,7 @@
 //! - [`lua`]: the sandbox that runs health scripts in Argo CD's format.
 
 pub mod diff;
+pub mod glob;
 pub mod health;
 pub mod lua;
 pub mod plan;

@@ -27,6 +27,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::glob::glob;
 pub use jq::{JqDelete, JqError};
 use path::{Path, Seg};
 
@@ -144,32 +145,6 @@ impl IgnoreRule {
             && (self.spec.name.is_empty() || self.spec.name == name)
             && (self.spec.namespace.is_empty() || self.spec.namespace == namespace)
     }
-}
-
-/// `*` matches anything, other patterns match with `*` as a wildcard; an
-/// empty pattern matches only the empty value (the core group).
-fn glob(pattern: &str, value: &str) -> bool {
-    if !pattern.contains('*') {
-        return pattern == value;
-    }
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let mut rest = value;
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            match rest.strip_prefix(part) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            match rest.find(part) {
-                Some(at) => rest = &rest[at + part.len()..],
-                None => return false,
-            }
-        }
-    }
-    rest.is_empty()
 }
 
 /// How objects are compared.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Health, Status};
+use crate::glob::glob;
 use crate::lua::{self, Limits, LuaError};
 
 include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
@@ -153,7 +154,7 @@ impl HealthChecks {
         if let Some((_, _, s)) = self
             .cm_wildcard
             .iter()
-            .find(|(g, k, _)| wildcard(g, group) && wildcard(k, kind))
+            .find(|(g, k, _)| glob(g, group) && glob(k, kind))
         {
             return Some(s);
         }
@@ -220,20 +221,6 @@ pub fn parse_status(s: &str) -> Option<Status> {
         "Unknown" => Status::Unknown,
         _ => return None,
     })
-}
-
-fn wildcard(pattern: &str, value: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.split_once('*') {
-        None => pattern == value,
-        Some((prefix, suffix)) => {
-            value.len() >= prefix.len() + suffix.len()
-                && value.starts_with(prefix)
-                && value.ends_with(suffix)
-        }
-    }
 }
 
 /// Crossplane managed resources live in one group per provider; they are
