@@ -58,6 +58,26 @@ fn already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
+fn argo_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "argoproj.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "argoproj.io/v1alpha1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// Argo CD's Application, for dynamic clients.
+pub fn application_resource() -> ApiResource {
+    argo_resource("Application", "applications")
+}
+
+/// Argo CD's AppProject, for dynamic clients.
+pub fn appproject_resource() -> ApiResource {
+    argo_resource("AppProject", "appprojects")
+}
+
 /// Installs what is missing, in `namespace` (Argo CD's `argocd` by
 /// default), and waits until the CRDs serve.
 pub async fn install(client: &Client, namespace: &str) -> Result<Installed, BootstrapError> {
@@ -120,13 +140,7 @@ pub async fn install(client: &Client, namespace: &str) -> Result<Installed, Boot
         }
     }
 
-    let resource = ApiResource {
-        group: "argoproj.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "argoproj.io/v1alpha1".into(),
-        kind: "AppProject".into(),
-        plural: "appprojects".into(),
-    };
+    let resource = appproject_resource();
     let projects: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     if projects
         .get_opt("default")

@@ -17,7 +17,7 @@ use berth_controller::controller::{Config, Controller};
 use berth_testenv::TestNamespace;
 use berth_testenv::git::{GitFixture, TempDir, git_daemon};
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 fn files(round: usize) -> Vec<(String, String)> {
@@ -79,13 +79,7 @@ async fn main() {
         let _ = stopped.await;
     }));
 
-    let ar = ApiResource {
-        group: "argoproj.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "argoproj.io/v1alpha1".into(),
-        kind: "Application".into(),
-        plural: "applications".into(),
-    };
+    let ar = berth_cluster::bootstrap::application_resource();
     let apps: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &control, &ar);
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(ns.client.clone(), &ns.name);

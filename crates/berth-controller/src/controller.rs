@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use berth_api::application::Application;
 use berth_api::tracking::Method;
 use berth_cluster::apply::{Applier, FIELD_MANAGER};
+use berth_cluster::bootstrap::{application_resource, appproject_resource};
 use berth_cluster::discovery::ResourceTypes;
 use berth_cluster::live::LiveCache;
 use berth_engine::health::HealthChecks;
@@ -27,7 +28,7 @@ use berth_engine::tracking::Tracking;
 use berth_source::repo::{CacheOptions, RepoCache};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client};
@@ -86,16 +87,6 @@ impl Config {
             workers: 4,
             kube_version: "1.34.0".into(),
         }
-    }
-}
-
-fn application_resource() -> ApiResource {
-    ApiResource {
-        group: "argoproj.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "argoproj.io/v1alpha1".into(),
-        kind: "Application".into(),
-        plural: "applications".into(),
     }
 }
 
@@ -266,17 +257,8 @@ impl Controller {
                 }
             })?;
         let apps = Api::namespaced_with(client.clone(), &config.namespace, &application_resource());
-        let projects = Api::namespaced_with(
-            client.clone(),
-            &config.namespace,
-            &ApiResource {
-                group: "argoproj.io".into(),
-                version: "v1alpha1".into(),
-                api_version: "argoproj.io/v1alpha1".into(),
-                kind: "AppProject".into(),
-                plural: "appprojects".into(),
-            },
-        );
+        let projects =
+            Api::namespaced_with(client.clone(), &config.namespace, &appproject_resource());
         Ok(Controller {
             shared: Arc::new(Shared {
                 applier: Applier::new(client.clone(), FIELD_MANAGER),

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
 const BASE: &[(&str, &str)] = &[
@@ -173,13 +173,7 @@ pub async fn apply_applications(
     namespace: &str,
     url: &str,
 ) -> Result<Vec<String>> {
-    let ar = ApiResource {
-        group: "argoproj.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "argoproj.io/v1alpha1".into(),
-        kind: "Application".into(),
-        plural: "applications".into(),
-    };
+    let ar = berth_cluster::bootstrap::application_resource();
     let apps: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
     let mut names = Vec::new();
     for (env, _, automated) in ENVIRONMENTS {
