@@ -54,13 +54,15 @@ pub async fn client(
     kube::Client::try_from(config).context("creating the Kubernetes client")
 }
 
-/// The default cache directory.
-pub fn default_cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
+/// Berth's cache directory: `$XDG_CACHE_HOME/berth`, else
+/// `~/.cache/berth`; `berth render` and the controller each keep a
+/// subdirectory.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("berth").join("controller")
+        .unwrap_or_else(std::env::temp_dir)
+        .join("berth")
 }
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -87,7 +89,7 @@ pub fn run(args: ControllerArgs) -> Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let client = client(args.kubeconfig.as_ref(), args.context.as_ref()).await?;
-        let cache = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        let cache = args.cache_dir.clone().unwrap_or_else(|| cache_root().join("controller"));
         let controller = Controller::start(client, Config::new(&args.namespace, cache))
             .await
             .context("starting the controller")?;

@@ -236,11 +236,7 @@ fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BERTH_CACHE_DIR") {
         return PathBuf::from(dir);
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("berth").join("sources")
+    crate::controller::cache_root().join("sources")
 }
 
 fn scratch_dir() -> Result<PathBuf> {
