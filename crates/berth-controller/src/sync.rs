@@ -102,15 +102,24 @@ fn address(o: &ObjectRef) -> Value {
         "metadata": {"name": o.name, "namespace": o.namespace}})
 }
 
+/// What a run has done so far.
+#[derive(Default)]
+struct Progress {
+    /// Names given to generateName hooks, so later steps find them.
+    names: HashMap<ObjectRef, ObjectRef>,
+    /// `syncResult.resources`.
+    resources: Vec<Value>,
+    /// Hooks created.
+    hooks: Vec<ObjectRef>,
+}
+
 impl Executor<'_> {
     /// Runs the plan. A dry run applies with the API server's dry run and
     /// deletes nothing.
     /// `last_attempt`: a failure runs the plan's failure steps (SyncFail
     /// hooks) only when no retry follows.
     pub async fn run(&self, plan: &Plan, dry_run: bool, last_attempt: bool) -> Outcome {
-        let mut resources = Vec::new();
-        // Hook names given to generateName hooks, so later steps find them.
-        let mut names: HashMap<ObjectRef, ObjectRef> = HashMap::new();
+        let mut progress = Progress::default();
         // Collected first: an iterator of closures held across awaits
         // would make the future lose `Send`.
         let mut all: Vec<(Phase, &Step)> = Vec::new();
@@ -124,10 +133,7 @@ impl Executor<'_> {
         }
         let mut failure = None;
         for (phase, step) in all {
-            if let Err(message) = self
-                .step(step, phase, dry_run, &mut names, &mut resources)
-                .await
-            {
+            if let Err(message) = self.step(step, phase, dry_run, &mut progress).await {
                 failure = Some(message);
                 break;
             }
@@ -147,39 +153,15 @@ impl Executor<'_> {
                 Step::Hook(h) => h.phase,
                 _ => Phase::SyncFail,
             };
-            if let Err(m) = self
-                .step(step, phase, dry_run, &mut names, &mut resources)
-                .await
-            {
+            if let Err(m) = self.step(step, phase, dry_run, &mut progress).await {
                 tracing::warn!(error = %m, "after the sync");
             }
         }
-        let hooks = resources
-            .iter()
-            .filter(|r| r.get("hookType").is_some())
-            .map(|r| {
-                let t = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-                let group = t("group");
-                let version = t("version");
-                ObjectRef {
-                    api_version: if group.is_empty() {
-                        version
-                    } else {
-                        format!("{group}/{version}")
-                    },
-                    group,
-                    kind: t("kind"),
-                    namespace: t("namespace"),
-                    name: t("name"),
-                    generate_name: None,
-                }
-            })
-            .collect();
         Outcome {
             phase: outcome_phase,
             message,
-            resources,
-            hooks,
+            resources: progress.resources,
+            hooks: progress.hooks,
         }
     }
 
@@ -188,8 +170,7 @@ impl Executor<'_> {
         step: &Step,
         phase: Phase,
         dry_run: bool,
-        names: &mut HashMap<ObjectRef, ObjectRef>,
-        resources: &mut Vec<Value>,
+        progress: &mut Progress,
     ) -> Result<(), String> {
         match step {
             Step::EnsureNamespace(ns) => {
@@ -221,7 +202,7 @@ impl Executor<'_> {
                 };
                 match self.applier.apply(self.types, obj, opts).await {
                     Ok(_) => {
-                        resources.push(result(
+                        progress.resources.push(result(
                             &a.object,
                             phase,
                             "Synced",
@@ -235,7 +216,7 @@ impl Executor<'_> {
                         Ok(())
                     }
                     Err(e) => {
-                        resources.push(result(
+                        progress.resources.push(result(
                             &a.object,
                             phase,
                             "SyncFailed",
@@ -262,7 +243,7 @@ impl Executor<'_> {
                     obj["metadata"]["name"] = json!(name);
                     named.name = name;
                     named.generate_name = None;
-                    names.insert(h.object.clone(), named.clone());
+                    progress.names.insert(h.object.clone(), named.clone());
                 }
                 if dry_run {
                     return Ok(());
@@ -272,17 +253,26 @@ impl Executor<'_> {
                     dry_run: false,
                 };
                 if let Err(e) = self.applier.apply(self.types, &obj, opts).await {
-                    resources.push(result(&named, h.phase, "SyncFailed", e.to_string(), true));
+                    progress.resources.push(result(
+                        &named,
+                        h.phase,
+                        "SyncFailed",
+                        e.to_string(),
+                        true,
+                    ));
                     return Err(e.to_string());
                 }
+                progress.hooks.push(named.clone());
                 // A hook must finish before the sync goes on.
                 match self.wait_healthy(&named, true).await {
                     Ok(message) => {
-                        resources.push(result(&named, h.phase, "Synced", message, true));
+                        progress
+                            .resources
+                            .push(result(&named, h.phase, "Synced", message, true));
                         Ok(())
                     }
                     Err(message) => {
-                        resources.push(result(
+                        progress.resources.push(result(
                             &named,
                             h.phase,
                             "SyncFailed",
@@ -295,7 +285,7 @@ impl Executor<'_> {
             }
             Step::Prune(p) => {
                 if dry_run || p.requires_confirmation {
-                    resources.push(result(
+                    progress.resources.push(result(
                         &p.object,
                         phase,
                         "PruneSkipped",
@@ -315,11 +305,17 @@ impl Executor<'_> {
                     .await
                 {
                     Ok(()) => {
-                        resources.push(result(&p.object, phase, "Pruned", "pruned".into(), false));
+                        progress.resources.push(result(
+                            &p.object,
+                            phase,
+                            "Pruned",
+                            "pruned".into(),
+                            false,
+                        ));
                         Ok(())
                     }
                     Err(e) => {
-                        resources.push(result(
+                        progress.resources.push(result(
                             &p.object,
                             phase,
                             "SyncFailed",
@@ -348,7 +344,8 @@ impl Executor<'_> {
                 if dry_run {
                     return Ok(());
                 }
-                let named = names
+                let named = progress
+                    .names
                     .get(&d.object)
                     .cloned()
                     .unwrap_or_else(|| d.object.clone());
@@ -368,7 +365,7 @@ impl Executor<'_> {
                     self.wait_healthy(o, false).await?;
                 }
                 for o in &b.hooks_completed {
-                    let named = names.get(o).cloned().unwrap_or_else(|| o.clone());
+                    let named = progress.names.get(o).cloned().unwrap_or_else(|| o.clone());
                     self.wait_healthy(&named, true).await?;
                 }
                 for o in &b.deleted {

@@ -89,7 +89,10 @@ pub fn run(args: ControllerArgs) -> Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let client = client(args.kubeconfig.as_ref(), args.context.as_ref()).await?;
-        let cache = args.cache_dir.clone().unwrap_or_else(|| cache_root().join("controller"));
+        let cache = args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| cache_root().join("controller"));
         let controller = Controller::start(client, Config::new(&args.namespace, cache))
             .await
             .context("starting the controller")?;
