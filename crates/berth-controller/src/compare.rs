@@ -41,9 +41,31 @@ pub struct Inputs<'a> {
     pub live: &'a [Arc<Value>],
     /// The app's `ignoreDifferences`.
     pub ignore: &'a [Value],
-    /// `argocd-cm`'s settings (customized ignoreDifferences, masked
-    /// annotations).
-    pub settings: &'a Settings,
+    /// `argocd-cm`'s customizations, compiled once.
+    pub customizations: &'a Customizations,
+}
+
+/// What `argocd-cm` adds to every comparison, compiled when it is read
+/// rather than on every reconcile.
+#[derive(Debug)]
+pub struct Customizations {
+    /// `resource.customizations.ignoreDifferences.*`, or why they cannot be
+    /// used (reported on every app).
+    pub ignore: Result<Vec<IgnoreRule>, String>,
+    /// `resource.sensitive.mask.annotations`.
+    pub mask_annotations: Vec<String>,
+}
+
+impl Customizations {
+    /// Compiles what `settings` holds.
+    pub fn new(settings: &Settings) -> Customizations {
+        Customizations {
+            ignore: settings
+                .ignore_rules()
+                .map_err(|e| format!("argocd-cm resource.customizations.ignoreDifferences: {e}")),
+            mask_annotations: settings.mask_annotations.clone(),
+        }
+    }
 }
 
 /// Compares, asking the API server for a dry run of each desired object.
@@ -61,16 +83,14 @@ pub async fn compare(
             Vec::new()
         }
     };
-    match inputs.settings.ignore_rules() {
-        Ok(rules) => ignore.extend(rules),
-        Err(e) => errors.push(format!(
-            "argocd-cm resource.customizations.ignoreDifferences: {e}"
-        )),
+    match &inputs.customizations.ignore {
+        Ok(rules) => ignore.extend(rules.iter().cloned()),
+        Err(e) => errors.push(e.clone()),
     }
     let opts = DiffOptions {
         ignore,
         field_manager: berth_cluster::apply::FIELD_MANAGER.into(),
-        mask_annotations: inputs.settings.mask_annotations.clone(),
+        mask_annotations: inputs.customizations.mask_annotations.clone(),
     };
     let mut live_by_key: BTreeMap<ObjectKey, &Value> = inputs
         .live

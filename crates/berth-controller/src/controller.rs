@@ -137,8 +137,8 @@ struct Shared {
     queue: Queue,
     /// Apps being reconciled, and those asked for meanwhile.
     running: Mutex<(HashSet<String>, HashSet<String>)>,
-    /// `argocd-cm`'s settings, read at start.
-    settings: Settings,
+    /// `argocd-cm`'s customizations, read and compiled at start.
+    customizations: compare::Customizations,
     /// `application.resourceTrackingMethod`.
     method: Method,
     /// Requested operations already run, as `app@resourceVersion` of the
@@ -267,7 +267,7 @@ impl Controller {
                 live,
                 repos,
                 checks,
-                settings,
+                customizations: compare::Customizations::new(&settings),
                 method,
                 recorder: Recorder::new(
                     client,
@@ -722,7 +722,7 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
             desired: &rendered.objects,
             live: &live,
             ignore: &ignore,
-            settings: &shared.settings,
+            customizations: &shared.customizations,
         },
         &shared.types,
         &shared.applier,

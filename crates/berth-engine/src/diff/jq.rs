@@ -31,9 +31,11 @@ pub enum JqError {
 type Data = data::JustLut<Val>;
 
 /// A compiled `del(EXPR)`.
+#[derive(Clone)]
 pub struct JqDelete {
     expr: String,
-    filter: jaq_core::Filter<Data>,
+    /// Shared: compiled once, used by every clone of the rule.
+    filter: std::sync::Arc<jaq_core::Filter<Data>>,
 }
 
 impl std::fmt::Debug for JqDelete {
@@ -81,7 +83,7 @@ impl JqDelete {
             })?;
         Ok(JqDelete {
             expr: expr.to_string(),
-            filter,
+            filter: std::sync::Arc::new(filter),
         })
     }
 

@@ -89,8 +89,9 @@ pub struct IgnoreDifference {
     pub managed_fields_managers: Vec<String>,
 }
 
-/// A compiled [`IgnoreDifference`].
-#[derive(Debug)]
+/// A compiled [`IgnoreDifference`]; cloning it is cheaper than compiling
+/// its jq expressions again.
+#[derive(Debug, Clone)]
 pub struct IgnoreRule {
     spec: IgnoreDifference,
     jq: Vec<JqDelete>,
