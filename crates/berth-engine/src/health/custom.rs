@@ -177,11 +177,8 @@ impl HealthChecks {
     /// The health of one live object, or `None` when no check applies or
     /// the check that applies reports nothing.
     pub fn check(&self, obj: &Value) -> Option<Health> {
-        if obj
-            .pointer("/metadata/deletionTimestamp")
-            .is_some_and(|v| !v.is_null())
-        {
-            return Some(Health::new(Status::Progressing, "Pending deletion"));
+        if let Some(h) = super::pending_deletion(obj) {
+            return Some(h);
         }
         let (group, kind) = berth_api::kinds::group_kind(obj);
         if let Some(script) = self.script_for(group, kind, obj) {

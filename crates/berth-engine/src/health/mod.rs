@@ -66,11 +66,8 @@ impl Health {
 /// The health of one live object, or `None` when no built-in check applies.
 /// An object being deleted is Progressing, whatever its kind.
 pub fn check(obj: &Value) -> Option<Health> {
-    if obj
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
-    {
-        return Some(Health::new(Status::Progressing, "Pending deletion"));
+    if let Some(h) = pending_deletion(obj) {
+        return Some(h);
     }
     let (group, kind) = berth_api::kinds::group_kind(obj);
     match (group, kind) {
@@ -99,6 +96,14 @@ pub fn check(obj: &Value) -> Option<Health> {
         ("apiregistration.k8s.io", "APIService") => Some(core::api_service(obj)),
         _ => None,
     }
+}
+
+/// Progressing, "Pending deletion", for an object being deleted, whatever
+/// its kind and whatever check would otherwise apply.
+pub(crate) fn pending_deletion(obj: &Value) -> Option<Health> {
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+        .then(|| Health::new(Status::Progressing, "Pending deletion"))
 }
 
 /// The application's health: the worst of its resources' (hooks left out
