@@ -3,8 +3,10 @@
 //! desired object as the exact target, then the engine's diff and health,
 //! turned into the Application's `status` as Argo CD 3 writes it.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use berth_cluster::apply::{Applier, ApplyOptions};
 use berth_cluster::discovery::ResourceTypes;
@@ -43,6 +45,56 @@ pub struct Inputs<'a> {
     pub ignore: &'a [Value],
     /// `argocd-cm`'s customizations, compiled once.
     pub customizations: &'a Customizations,
+    /// Earlier dry runs, reused while neither side changed.
+    pub dry_runs: Option<&'a DryRuns>,
+}
+
+/// Server-side dry-run results, keyed by the desired object and the live
+/// object's `resourceVersion`: while neither changes, the API server's
+/// answer cannot either (apart from defaults that depend on other objects,
+/// which is why entries also expire). This is what makes comparing an
+/// unchanged app cheap: no request per object.
+#[derive(Debug, Default)]
+pub struct DryRuns {
+    entries: Mutex<HashMap<u64, (String, Instant, Arc<Value>)>>,
+}
+
+impl DryRuns {
+    /// Results older than this are asked for again.
+    pub const MAX_AGE: Duration = Duration::from_secs(600);
+    /// Past this many entries the cache starts over.
+    pub const CAPACITY: usize = 200_000;
+
+    fn key(desired: &Value) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        desired.to_string().hash(&mut h);
+        h.finish()
+    }
+
+    fn get(&self, key: u64, live_version: &str) -> Option<Arc<Value>> {
+        let entries = self.entries.lock().ok()?;
+        let (version, at, result) = entries.get(&key)?;
+        (version == live_version && at.elapsed() < Self::MAX_AGE).then(|| Arc::clone(result))
+    }
+
+    fn put(&self, key: u64, live_version: &str, result: Arc<Value>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(key, (live_version.to_string(), Instant::now(), result));
+        }
+    }
+
+    /// How many results are held.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What `argocd-cm` adds to every comparison, compiled when it is read
@@ -117,7 +169,18 @@ pub async fn compare(
         let served = types.resolve(api_version, &key.kind).is_some();
         // The dry run gives the exact target; without it (type not served
         // yet, or refused), the engine's offline target is used.
-        let predicted = if served {
+        let live_version = live
+            .and_then(|l| l.pointer("/metadata/resourceVersion"))
+            .and_then(Value::as_str)
+            .unwrap_or("absent");
+        let cache_key = inputs.dry_runs.map(|_| DryRuns::key(desired));
+        let cached = match (inputs.dry_runs, cache_key) {
+            (Some(cache), Some(key)) => cache.get(key, live_version),
+            _ => None,
+        };
+        let predicted = if let Some(hit) = cached {
+            Some(hit)
+        } else if served {
             match applier
                 .apply(
                     types,
@@ -129,7 +192,13 @@ pub async fn compare(
                 )
                 .await
             {
-                Ok(p) => Some(p),
+                Ok(p) => {
+                    let p = Arc::new(p);
+                    if let (Some(cache), Some(key)) = (inputs.dry_runs, cache_key) {
+                        cache.put(key, live_version, Arc::clone(&p));
+                    }
+                    Some(p)
+                }
                 // The destination namespace does not exist yet (it comes
                 // with the sync, CreateNamespace): compared offline.
                 Err(berth_cluster::apply::ApplyError::Refused { code: 404, .. }) => None,
@@ -141,7 +210,7 @@ pub async fn compare(
         } else {
             None
         };
-        let d = match diff::diff(Some(desired), live, predicted.as_ref(), &opts) {
+        let d = match diff::diff(Some(desired), live, predicted.as_deref(), &opts) {
             Ok(d) => d,
             Err(e) => {
                 errors.push(e.to_string());
@@ -201,6 +270,101 @@ pub async fn compare(
         warnings,
         pairs,
     }
+}
+
+/// `status.summary` as Argo CD fills it: the container images of the
+/// app's live objects, and external URLs (Ingress hosts, and the
+/// `link.argocd.argoproj.io/external-link` annotation), each sorted and
+/// without duplicates.
+pub fn summary(live: &[Arc<Value>]) -> Value {
+    let mut images = std::collections::BTreeSet::new();
+    let mut urls = std::collections::BTreeSet::new();
+    for obj in live {
+        for spec in [
+            obj.pointer("/spec"),
+            obj.pointer("/spec/template/spec"),
+            obj.pointer("/spec/jobTemplate/spec/template/spec"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for list in ["initContainers", "containers"] {
+                for c in spec
+                    .get(list)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(image) = c.get("image").and_then(Value::as_str) {
+                        images.insert(image.to_string());
+                    }
+                }
+            }
+        }
+        if let Some(link) = obj
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get("link.argocd.argoproj.io/external-link"))
+            .and_then(Value::as_str)
+        {
+            urls.insert(link.to_string());
+        }
+        if obj.get("kind").and_then(Value::as_str) == Some("Ingress") {
+            let tls_hosts: Vec<&str> = obj
+                .pointer("/spec/tls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .flat_map(|t| {
+                    t.get("hosts")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                })
+                .filter_map(Value::as_str)
+                .collect();
+            for rule in obj
+                .pointer("/spec/rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(host) = rule.get("host").and_then(Value::as_str) else {
+                    continue;
+                };
+                let scheme = if tls_hosts.contains(&host) {
+                    "https"
+                } else {
+                    "http"
+                };
+                let paths: Vec<&str> = rule
+                    .pointer("/http/paths")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.get("path").and_then(Value::as_str))
+                    .collect();
+                if paths.is_empty() {
+                    urls.insert(format!("{scheme}://{host}/"));
+                }
+                for path in paths {
+                    let path = if path.starts_with('/') {
+                        path.to_string()
+                    } else {
+                        format!("/{path}")
+                    };
+                    urls.insert(format!("{scheme}://{host}{path}"));
+                }
+            }
+        }
+    }
+    let mut out = json!({});
+    if !images.is_empty() {
+        out["images"] = json!(images);
+    }
+    if !urls.is_empty() {
+        out["externalURLs"] = json!(urls);
+    }
+    out
 }
 
 fn resource_status(

@@ -11,24 +11,25 @@
 //! ([`crate::sync`]); the operation's record and the history are written to
 //! the Application's status as Argo CD writes them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use berth_api::application::Application;
-use berth_api::tracking::Method;
 use berth_cluster::apply::{Applier, FIELD_MANAGER};
 use berth_cluster::bootstrap::{application_resource, appproject_resource};
 use berth_cluster::discovery::ResourceTypes;
 use berth_cluster::live::LiveCache;
-use berth_engine::health::HealthChecks;
-use berth_engine::settings::Settings;
 use berth_engine::tracking::Tracking;
+use berth_render::cache::RenderCache;
+use berth_source::creds::{CredentialStore, RepoSecret};
+use berth_source::poll::RefPoller;
 use berth_source::repo::{CacheOptions, RepoCache};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
-use kube::api::{DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client};
@@ -37,11 +38,33 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::compare::{self, Inputs};
 use crate::policy::{self, Decision, SyncRequest};
+use crate::settings::ControllerSettings;
 use crate::source::{self, Sources};
 use crate::sync::{self, Executor};
 
 /// The refresh annotation (`normal` or `hard`).
 pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+
+/// The label that marks Argo CD's repository Secrets.
+pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
+
+/// The controller's own cluster, as Applications name it.
+pub const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+
+/// How often every app is compared even when nothing announced a change:
+/// a safety net, not the way changes are found.
+pub const FULL_RESYNC: Duration = Duration::from_secs(600);
+
+/// Why [`Controller::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The shutdown future completed.
+    Shutdown,
+    /// `argocd-cm` changed what the live cache watches or how it
+    /// recognizes objects (tracking method, instance label, installation
+    /// ID, exclusions): start the controller again to apply it.
+    SettingsChanged,
+}
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +92,9 @@ pub struct Config {
     pub namespace: String,
     /// Where Git mirrors, charts and scratch files go.
     pub cache_dir: PathBuf,
-    /// How often each app's sources are checked (Berth's default 30 s).
+    /// How often each repository is checked for new commits and every app
+    /// compared again, when `argocd-cm` sets no `timeout.reconciliation`
+    /// (Berth's default 30 s).
     pub resync: Duration,
     /// Apps compared at once.
     pub workers: usize,
@@ -126,9 +151,24 @@ struct Shared {
     config: Config,
     types: ResourceTypes,
     live: LiveCache,
-    repos: RepoCache,
+    repos: Arc<RepoCache>,
+    /// One `ls-remote` per repository per interval, shared by its apps.
+    poller: RefPoller,
+    /// Render results by their inputs.
+    renders: RenderCache,
+    /// Dry-run results by desired object and live version.
+    dry_runs: compare::DryRuns,
+    /// Repository credentials from the `repository`/`repo-creds` Secrets.
+    credentials: RwLock<Arc<CredentialStore>>,
     applier: Applier,
-    checks: HealthChecks,
+    /// `argocd-cm`, compiled; replaced as a whole when it changes.
+    settings: RwLock<Arc<ControllerSettings>>,
+    /// The `data` the settings were compiled from.
+    settings_data: Mutex<BTreeMap<String, String>>,
+    /// Signalled when `argocd-cm` changed what needs new watches.
+    restart: Notify,
+    /// Termination flags of the syncs running now, by app.
+    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
     apps: Api<DynamicObject>,
     projects: Api<DynamicObject>,
     recorder: Recorder,
@@ -137,10 +177,6 @@ struct Shared {
     queue: Queue,
     /// Apps being reconciled, and those asked for meanwhile.
     running: Mutex<(HashSet<String>, HashSet<String>)>,
-    /// `argocd-cm`'s customizations, read and compiled at start.
-    customizations: compare::Customizations,
-    /// `application.resourceTrackingMethod`.
-    method: Method,
     /// Requested operations already run, as `app@resourceVersion` of the
     /// Application that carried them.
     handled: Mutex<HashSet<String>>,
@@ -151,6 +187,34 @@ struct Shared {
 }
 
 impl Shared {
+    /// The settings in force now.
+    fn settings(&self) -> Arc<ControllerSettings> {
+        self.settings
+            .read()
+            .map(|s| Arc::clone(&s))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    /// How often repositories are checked and apps compared again.
+    fn interval(&self) -> Duration {
+        self.settings().reconciliation.unwrap_or(self.config.resync)
+    }
+
+    fn credentials(&self) -> Arc<CredentialStore> {
+        self.credentials
+            .read()
+            .map(|s| Arc::clone(&s))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    /// Every app known, for a change that concerns them all.
+    fn all_apps(&self) -> Vec<String> {
+        self.latest
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Self-heal may sync the same revision again once its back-off has
     /// passed since the last attempt: 5 s (Argo CD's self-heal timeout),
     /// doubling for each attempt that did not bring the app back in sync,
@@ -221,6 +285,7 @@ impl Shared {
 
 /// A running controller.
 pub struct Controller {
+    client: Client,
     shared: Arc<Shared>,
 }
 
@@ -233,42 +298,60 @@ impl std::fmt::Debug for Controller {
 }
 
 impl Controller {
-    /// Installs what is missing, discovers the cluster and starts the live
-    /// cache.
+    /// Installs what is missing, discovers the cluster, reads `argocd-cm`
+    /// and the repository Secrets, and starts the live cache.
     pub async fn start(client: Client, config: Config) -> Result<Controller, ControllerError> {
         let installed = berth_cluster::bootstrap::install(&client, &config.namespace).await?;
         for what in &installed.created {
             tracing::info!(created = %what, "installed");
         }
         let types = ResourceTypes::discover(&client).await?;
-        let (settings, method) = read_argocd_cm(&client, &config.namespace).await;
+        let data = read_argocd_cm(&client, &config.namespace).await;
+        let settings = ControllerSettings::from_data(&config.namespace, &data);
+        for warning in &settings.warnings {
+            tracing::warn!(problem = %warning, "argocd-cm");
+        }
         let tracking = Tracking {
-            method,
-            ..Tracking::default()
+            method: settings.render.method,
+            instance_label: settings.render.instance_label.clone(),
+            installation_id: settings.render.installation_id.clone(),
         };
-        let live = LiveCache::start(&client, &types, tracking, |_| true);
-        let mut checks = HealthChecks::new();
-        settings.apply_health(&mut checks);
-        let repos =
+        let filter = settings.resources.clone();
+        let live = LiveCache::start(&client, &types, tracking, move |t| {
+            !filter.excluded(&t.resource.group, &t.resource.kind, IN_CLUSTER)
+        });
+        let repos = Arc::new(
             RepoCache::new(config.cache_dir.join("git"), CacheOptions::default()).map_err(|e| {
                 ControllerError::Cache {
                     dir: config.cache_dir.clone(),
                     source: Box::new(e),
                 }
-            })?;
+            })?,
+        );
+        let poller = RefPoller::new(
+            Arc::clone(&repos),
+            poll_interval(settings.reconciliation.unwrap_or(config.resync)),
+        );
+        let credentials = read_repo_secrets(&client, &config.namespace).await;
         let apps = Api::namespaced_with(client.clone(), &config.namespace, &application_resource());
         let projects =
             Api::namespaced_with(client.clone(), &config.namespace, &appproject_resource());
         Ok(Controller {
+            client: client.clone(),
             shared: Arc::new(Shared {
                 applier: Applier::new(client.clone(), FIELD_MANAGER),
                 config,
                 types,
                 live,
                 repos,
-                checks,
-                customizations: compare::Customizations::new(&settings),
-                method,
+                poller,
+                renders: RenderCache::new(4096),
+                dry_runs: compare::DryRuns::default(),
+                credentials: RwLock::new(Arc::new(credentials)),
+                settings: RwLock::new(Arc::new(settings)),
+                settings_data: Mutex::new(data),
+                restart: Notify::new(),
+                cancels: Mutex::new(HashMap::new()),
                 recorder: Recorder::new(
                     client,
                     Reporter {
@@ -288,14 +371,24 @@ impl Controller {
         })
     }
 
-    /// Runs until `shutdown` completes.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Runs until `shutdown` completes, or until `argocd-cm` changes what
+    /// only a new start can apply ([`Stopped::SettingsChanged`]; syncs in
+    /// progress finish first).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Stopped {
         let shared = self.shared;
         let _ = shared.live.wait_ready(Duration::from_secs(60)).await;
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(watch_apps(Arc::clone(&shared))));
         tasks.push(tokio::spawn(watch_live(Arc::clone(&shared))));
         tasks.push(tokio::spawn(resync(Arc::clone(&shared))));
+        tasks.push(tokio::spawn(watch_argocd_cm(
+            Arc::clone(&shared),
+            self.client.clone(),
+        )));
+        tasks.push(tokio::spawn(watch_repo_secrets(
+            Arc::clone(&shared),
+            self.client.clone(),
+        )));
         let limit = Arc::new(Semaphore::new(shared.config.workers.max(1)));
         let workers = {
             let shared = Arc::clone(&shared);
@@ -335,42 +428,252 @@ impl Controller {
             })
         };
         tasks.push(workers);
-        shutdown.await;
+        let stopped = tokio::select! {
+            _ = shutdown => Stopped::Shutdown,
+            _ = shared.restart.notified() => Stopped::SettingsChanged,
+        };
         for t in tasks {
             t.abort();
+        }
+        if stopped == Stopped::SettingsChanged {
+            // Reconciles already started finish, so a new start never
+            // runs the same operation alongside them.
+            while shared
+                .running
+                .lock()
+                .map(|r| !r.0.is_empty())
+                .unwrap_or(false)
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tracing::info!("argocd-cm changed tracking or resource filters; starting again");
+        }
+        stopped
+    }
+}
+
+/// Starts the controller and runs it until `shutdown` completes, starting
+/// it again (new watches, same cluster) whenever `argocd-cm` changes what
+/// only a new start can apply.
+pub async fn serve(
+    client: Client,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ControllerError> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let controller = Controller::start(client.clone(), config.clone()).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut run = std::pin::pin!(controller.run(async {
+            let _ = stopped.await;
+        }));
+        tokio::select! {
+            why = &mut run => {
+                if why == Stopped::Shutdown {
+                    return Ok(());
+                }
+            }
+            _ = &mut shutdown => {
+                let _ = stop.send(());
+                run.await;
+                return Ok(());
+            }
         }
     }
 }
 
-/// Reads `argocd-cm` in the control namespace: resource customizations
-/// (health scripts, ignoreDifferences), masked annotations, Berth's
-/// Application health switch, and the tracking method. Read once at start;
-/// a ConfigMap that cannot be read or used is logged and defaults apply.
-async fn read_argocd_cm(client: &Client, namespace: &str) -> (Settings, Method) {
+/// The poller's interval for a reconciliation timeout: zero turns periodic
+/// checks off, so answers are kept until a refresh asks again.
+fn poll_interval(reconciliation: Duration) -> Duration {
+    if reconciliation.is_zero() {
+        Duration::from_secs(365 * 24 * 3600)
+    } else {
+        reconciliation
+    }
+}
+
+/// The `data` of `argocd-cm` in the control namespace, empty when there is
+/// none; a ConfigMap that cannot be read is logged and defaults apply.
+async fn read_argocd_cm(client: &Client, namespace: &str) -> BTreeMap<String, String> {
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let data = match maps.get_opt("argocd-cm").await {
+    match maps.get_opt("argocd-cm").await {
         Ok(Some(cm)) => cm.data.unwrap_or_default(),
-        Ok(None) => return (Settings::default(), Method::Annotation),
+        Ok(None) => BTreeMap::new(),
         Err(e) => {
             tracing::warn!(error = %e, "reading argocd-cm; using defaults");
-            return (Settings::default(), Method::Annotation);
+            BTreeMap::new()
         }
-    };
-    let method = match data.get("application.resourceTrackingMethod") {
-        None => Method::Annotation,
-        Some(m) => Method::parse(m).unwrap_or_else(|| {
-            tracing::warn!(value = %m, "argocd-cm application.resourceTrackingMethod: use annotation, label or annotation+label; using annotation");
-            Method::Annotation
-        }),
-    };
-    let settings = match Settings::from_configmap_data(&data) {
-        Ok(s) => s,
+    }
+}
+
+/// Follows `argocd-cm`: customizations, health checks, the reconciliation
+/// timeout and Kustomize options apply at once (every app is compared
+/// again); tracking and resource filters ask for a new start.
+async fn watch_argocd_cm(shared: Arc<Shared>, client: Client) {
+    let maps: Api<ConfigMap> = Api::namespaced(client, &shared.config.namespace);
+    let config = watcher::Config::default().fields("metadata.name=argocd-cm");
+    let mut stream = watcher::watcher(maps, config).boxed();
+    while let Some(event) = stream.next().await {
+        let data = match event {
+            Ok(WatchEvent::Apply(cm) | WatchEvent::InitApply(cm)) => cm.data.unwrap_or_default(),
+            Ok(WatchEvent::Delete(_)) => BTreeMap::new(),
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "watching argocd-cm");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let changed = shared
+            .settings_data
+            .lock()
+            .map(|mut d| {
+                let changed = *d != data;
+                *d = data.clone();
+                changed
+            })
+            .unwrap_or(false);
+        if !changed {
+            continue;
+        }
+        let next = ControllerSettings::from_data(&shared.config.namespace, &data);
+        for warning in &next.warnings {
+            tracing::warn!(problem = %warning, "argocd-cm");
+        }
+        if shared.settings().live_cache_differs(&next) {
+            shared.restart.notify_one();
+            return;
+        }
+        shared.poller.set_interval(poll_interval(
+            next.reconciliation.unwrap_or(shared.config.resync),
+        ));
+        if let Ok(mut s) = shared.settings.write() {
+            *s = Arc::new(next);
+        }
+        tracing::info!("argocd-cm changed; comparing every app again");
+        for app in shared.all_apps() {
+            shared.queue.push(&app);
+        }
+    }
+}
+
+fn secret_params() -> ListParams {
+    ListParams::default().labels(&format!("{SECRET_TYPE_LABEL} in (repository,repo-creds)"))
+}
+
+/// One Secret's credentials; a Secret that cannot be used is logged by
+/// name (never its values) and left out.
+fn repo_secret(secret: &Secret) -> Option<RepoSecret> {
+    let name = format!(
+        "{}/{}",
+        secret.metadata.namespace.as_deref().unwrap_or_default(),
+        secret.metadata.name.as_deref().unwrap_or_default()
+    );
+    let label = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SECRET_TYPE_LABEL))?;
+    let mut data: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .as_ref()
+        .map(|d| d.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+        .unwrap_or_default();
+    if let Some(plain) = &secret.string_data {
+        for (k, v) in plain {
+            data.insert(k.clone(), v.clone().into_bytes());
+        }
+    }
+    match RepoSecret::from_data(&name, label, &data) {
+        Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "argocd-cm resource customizations ignored");
-            Settings::default()
+            tracing::warn!(secret = %name, error = %e, "repository Secret ignored");
+            None
         }
-    };
-    (settings, method)
+    }
+}
+
+/// The repository Secrets in the control namespace, read once at start so
+/// the first comparisons already have them.
+async fn read_repo_secrets(client: &Client, namespace: &str) -> CredentialStore {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    match secrets.list(&secret_params()).await {
+        Ok(list) => CredentialStore::new(list.items.iter().filter_map(repo_secret)),
+        Err(e) => {
+            tracing::warn!(error = %e, "listing repository Secrets; none used");
+            CredentialStore::default()
+        }
+    }
+}
+
+/// Follows the repository Secrets: a change replaces the credentials, drops
+/// the answers the poller holds for that repository, and compares every
+/// app again.
+async fn watch_repo_secrets(shared: Arc<Shared>, client: Client) {
+    let secrets: Api<Secret> = Api::namespaced(client, &shared.config.namespace);
+    let label = format!("{SECRET_TYPE_LABEL} in (repository,repo-creds)");
+    let config = watcher::Config::default().labels(&label);
+    let mut stream = watcher::watcher(secrets, config).boxed();
+    let mut known: BTreeMap<String, Option<RepoSecret>> = BTreeMap::new();
+    let mut initial: Option<BTreeMap<String, Option<RepoSecret>>> = None;
+    while let Some(event) = stream.next().await {
+        let mut touched = Vec::new();
+        match event {
+            Ok(WatchEvent::Init) => {
+                initial = Some(BTreeMap::new());
+                continue;
+            }
+            Ok(WatchEvent::InitApply(s)) => {
+                if let Some(i) = initial.as_mut() {
+                    i.insert(s.metadata.name.clone().unwrap_or_default(), repo_secret(&s));
+                }
+                continue;
+            }
+            Ok(WatchEvent::InitDone) => {
+                let next = initial.take().unwrap_or_default();
+                if next == known {
+                    continue;
+                }
+                touched.extend(
+                    next.values()
+                        .chain(known.values())
+                        .flatten()
+                        .map(|s| s.url.clone()),
+                );
+                known = next;
+            }
+            Ok(WatchEvent::Apply(s)) => {
+                let name = s.metadata.name.clone().unwrap_or_default();
+                let parsed = repo_secret(&s);
+                touched.extend(parsed.iter().map(|p| p.url.clone()));
+                if let Some(Some(old)) = known.insert(name, parsed) {
+                    touched.push(old.url);
+                }
+            }
+            Ok(WatchEvent::Delete(s)) => {
+                let name = s.metadata.name.clone().unwrap_or_default();
+                if let Some(Some(old)) = known.remove(&name) {
+                    touched.push(old.url);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "watching repository Secrets");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        let store = CredentialStore::new(known.values().flatten().cloned());
+        if let Ok(mut c) = shared.credentials.write() {
+            *c = Arc::new(store);
+        }
+        for url in &touched {
+            shared.poller.invalidate(url);
+        }
+        tracing::info!(repositories = touched.len(), "repository Secrets changed");
+        for app in shared.all_apps() {
+            shared.queue.push(&app);
+        }
+    }
 }
 
 /// What of an Application, when changed, calls for a comparison: not its
@@ -411,6 +714,19 @@ async fn watch_apps(shared: Arc<Shared>) {
             continue;
         };
         let key = trigger_key(&value);
+        if value
+            .pointer("/status/operationState/phase")
+            .and_then(Value::as_str)
+            == Some("Terminating")
+            && let Some(flag) = shared
+                .cancels
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&name).cloned())
+        {
+            tracing::info!(app = %name, "terminating the running operation");
+            flag.store(true, Ordering::Relaxed);
+        }
         if let Ok(mut latest) = shared.latest.lock() {
             latest.insert(name.clone(), value);
         }
@@ -449,15 +765,20 @@ async fn watch_live(shared: Arc<Shared>) {
     }
 }
 
+/// Every app is compared again each interval: the poller asks each
+/// repository once, and an app whose commit, spec and objects did not
+/// change is answered from the render and dry-run caches. With
+/// `timeout.reconciliation: 0` only the full resync remains.
 async fn resync(shared: Arc<Shared>) {
     loop {
-        tokio::time::sleep(shared.config.resync).await;
-        let names: Vec<String> = shared
-            .latest
-            .lock()
-            .map(|l| l.keys().cloned().collect())
-            .unwrap_or_default();
-        for n in names {
+        let interval = shared.interval();
+        let wait = if interval.is_zero() {
+            FULL_RESYNC
+        } else {
+            interval.min(FULL_RESYNC)
+        };
+        tokio::time::sleep(wait).await;
+        for n in shared.all_apps() {
             shared.queue.push(&n);
         }
     }
@@ -467,7 +788,20 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     let Some(raw) = shared.latest.lock().ok().and_then(|l| l.get(name).cloned()) else {
         return;
     };
-    let Compared { mut status, ready } = compare_app(shared, name, &raw).await;
+    let refresh = raw
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(REFRESH_ANNOTATION))
+        .and_then(Value::as_str);
+    // A refresh, or a sync asked for, looks at the repositories again now
+    // rather than at the poller's last answer; a hard refresh also renders
+    // again.
+    if refresh.is_some() || raw.pointer("/operation/sync").is_some() {
+        for url in repo_urls(&raw) {
+            shared.poller.invalidate(&url);
+        }
+    }
+    let hard = refresh == Some("hard");
+    let Compared { mut status, ready } = compare_app(shared, name, &raw, hard).await;
     if let Some(ready) = ready {
         if ready.comparison.sync == berth_engine::diff::SyncStatus::Synced {
             shared.note_in_sync(name);
@@ -567,7 +901,7 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(REFRESH_ANNOTATION))
         .is_some();
-    if old == new && !stale(&raw, shared.config.resync) && !refreshed {
+    if old == new && !stale(&raw, shared.interval()) && !refreshed {
         return;
     }
     let mut patch = json!({"status": status});
@@ -611,8 +945,70 @@ struct Ready {
     live: Vec<Arc<Value>>,
 }
 
-async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared {
+/// The repositories an Application's sources (and a requested
+/// operation's source) read.
+fn repo_urls(raw: &Value) -> Vec<String> {
+    let mut urls: Vec<String> = [
+        raw.pointer("/spec/source"),
+        raw.pointer("/operation/sync/source"),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(
+        raw.pointer("/spec/sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten(),
+    )
+    .filter_map(|s| s.get("repoURL").and_then(Value::as_str))
+    .map(str::to_string)
+    .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+/// The Application as a requested sync sees it: `operation.sync.source`
+/// (a rollback's) replaces the source, and `revision` / `revisions` replace
+/// the target revisions, as Argo CD applies them.
+fn with_operation(raw: &Value) -> Value {
+    let Some(op) = raw.pointer("/operation/sync").filter(|o| o.is_object()) else {
+        return raw.clone();
+    };
+    let mut app = raw.clone();
+    if let Some(source) = op.get("source").filter(|s| s.is_object()) {
+        app["spec"]["source"] = source.clone();
+        if let Some(spec) = app.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("sources");
+        }
+    }
+    if let Some(revision) = op
+        .get("revision")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        && app.pointer("/spec/source").is_some_and(Value::is_object)
+    {
+        app["spec"]["source"]["targetRevision"] = json!(revision);
+    }
+    if let Some(revisions) = op.get("revisions").and_then(Value::as_array)
+        && let Some(sources) = app
+            .pointer_mut("/spec/sources")
+            .and_then(Value::as_array_mut)
+    {
+        for (source, revision) in sources.iter_mut().zip(revisions) {
+            if let Some(r) = revision.as_str().filter(|r| !r.is_empty()) {
+                source["targetRevision"] = json!(r);
+            }
+        }
+    }
+    app
+}
+
+async fn compare_app(shared: &Arc<Shared>, name: &str, stored: &Value, hard: bool) -> Compared {
     let now = rfc3339(SystemTime::now());
+    let effective = with_operation(stored);
+    let raw = &effective;
+    let settings = shared.settings();
     let app = match Application::from_value(&format!("Application {name}"), raw.clone()) {
         Ok(a) => a,
         Err(e) => {
@@ -668,6 +1064,7 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
         "destination": raw.pointer("/spec/destination"),
     });
     let track = source::tracking_name(&app, &shared.config.namespace);
+    let credentials = shared.credentials();
     let work = shared
         .config
         .cache_dir
@@ -678,19 +1075,18 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
         let shared = Arc::clone(shared);
         let app = app.clone();
         let work = work.clone();
+        let settings = Arc::clone(&settings);
         tokio::task::spawn_blocking(move || {
             let sources = Sources {
                 cache: &shared.repos,
                 charts_dir: shared.config.cache_dir.join("charts"),
                 kube_version: shared.config.kube_version.clone(),
+                poller: Some(&shared.poller),
+                credentials: Some(&credentials),
+                renders: Some(&shared.renders),
+                hard,
             };
-            let r = source::render_application(
-                &app,
-                &sources,
-                &shared.config.namespace,
-                shared.method,
-                &work,
-            );
+            let r = source::render_application(&app, &sources, &settings.render, &work);
             let _ = std::fs::remove_dir_all(&work);
             r
         })
@@ -717,18 +1113,71 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let c = compare::compare(
+    let mut conditions = Vec::new();
+    let mut rendered = rendered;
+    // Excluded types are not managed: left out, and said so.
+    rendered.objects.retain(|o| {
+        let (group, kind) = berth_api::kinds::group_kind(o);
+        if !settings.resources.excluded(group, kind, IN_CLUSTER) {
+            return true;
+        }
+        let name = o
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        conditions.push(json!({
+            "type": "ExcludedResourceWarning",
+            "message": format!("Resource {group}/{kind} {name} is excluded in the settings"),
+            "lastTransitionTime": now,
+        }));
+        false
+    });
+    // Objects in Git that another application's tracking claims.
+    let tracking = Tracking {
+        method: settings.render.method,
+        instance_label: settings.render.instance_label.clone(),
+        installation_id: settings.render.installation_id.clone(),
+    };
+    let mut shared_with = HashMap::new();
+    for o in &rendered.objects {
+        let key = berth_cluster::live::ObjectKey::of(o);
+        let Some(l) = shared.live.get(&key) else {
+            continue;
+        };
+        let other = match tracking.owner(&l) {
+            berth_engine::tracking::Owner::App { app } => app,
+            berth_engine::tracking::Owner::LooksLike { app, .. } => app,
+            _ => continue,
+        };
+        if other != track {
+            conditions.push(json!({
+                "type": "SharedResourceWarning",
+                "message": format!("{}/{} is part of applications {} and {}", key.kind, key.name, other.replace('_', "/"), track.replace('_', "/")),
+                "lastTransitionTime": now,
+            }));
+            shared_with.insert(key, other);
+        }
+    }
+    let mut c = compare::compare(
         Inputs {
             desired: &rendered.objects,
             live: &live,
             ignore: &ignore,
-            customizations: &shared.customizations,
+            customizations: &settings.customizations,
+            dry_runs: (!hard).then_some(&shared.dry_runs),
         },
         &shared.types,
         &shared.applier,
-        &shared.checks,
+        &settings.checks,
     )
     .await;
+    for pair in &mut c.pairs {
+        if let Some(d) = &pair.desired
+            && let Some(app) = shared_with.get(&berth_cluster::live::ObjectKey::of(d))
+        {
+            pair.shared_with = Some(app.clone());
+        }
+    }
     let mut sync = json!({"status": c.sync.to_string(), "comparedTo": compared_to});
     if rendered.revisions.len() == 1 {
         sync["revision"] = json!(rendered.revisions[0]);
@@ -739,15 +1188,22 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, raw: &Value) -> Compared 
         "sync": sync,
         "health": {"status": c.health.to_string()},
         "resources": c.resources,
+        "summary": compare::summary(&live),
         "reconciledAt": now,
     });
     let problems: Vec<String> = c.errors.iter().chain(&c.warnings).cloned().collect();
     if !problems.is_empty() {
-        status["conditions"] = json!([{
-            "type": "ComparisonError",
-            "message": problems.join("; "),
-            "lastTransitionTime": now,
-        }]);
+        conditions.insert(
+            0,
+            json!({
+                "type": "ComparisonError",
+                "message": problems.join("; "),
+                "lastTransitionTime": now,
+            }),
+        );
+    }
+    if !conditions.is_empty() {
+        status["conditions"] = json!(conditions);
     }
     Compared {
         status,
@@ -836,15 +1292,25 @@ async fn run_sync(
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let operation = json!({
-        "sync": {
-            "revision": ready.revision,
-            "prune": request.prune,
-            "dryRun": request.dry_run,
-            "syncOptions": request.sync_options,
-        },
-        "initiatedBy": request.initiated_by,
-    });
+    let settings = shared.settings();
+    // The operation as asked for (Argo CD keeps the request), with the
+    // revision it resolved to.
+    let operation = match raw.get("operation").filter(|o| o.is_object()) {
+        Some(op) => {
+            let mut op = op.clone();
+            op["sync"]["revision"] = json!(ready.revision);
+            op
+        }
+        None => json!({
+            "sync": {
+                "revision": ready.revision,
+                "prune": request.prune,
+                "dryRun": request.dry_run,
+                "syncOptions": request.sync_options,
+            },
+            "initiatedBy": request.initiated_by,
+        }),
+    };
     let running = json!({"status": {"operationState": {
         "operation": operation, "phase": "Running", "message": "syncing", "startedAt": started,
     }}});
@@ -872,12 +1338,22 @@ async fn run_sync(
         .namespace
         .clone()
         .unwrap_or_default();
+    let mut resources = ready.comparison.pairs.clone();
+    if !request.resources.is_empty() {
+        // A selective sync touches only what it names.
+        resources.retain(|r| {
+            r.desired
+                .as_ref()
+                .or(r.live.as_ref())
+                .is_some_and(|o| request.resources.iter().any(|s| s.matches(o)))
+        });
+    }
     let plan = berth_engine::plan::plan_sync(&berth_engine::plan::SyncInput {
-        resources: ready.comparison.pairs.clone(),
+        resources,
         sync_options: request.sync_options.clone(),
         prune: request.prune,
-        force: false,
-        skip_hooks: false,
+        force: request.force,
+        skip_hooks: request.skip_hooks,
         destination_namespace: destination.clone(),
         namespace_exists: shared
             .live
@@ -891,6 +1367,10 @@ async fn run_sync(
         managed_namespace_metadata: None,
     });
     let mut retry_count = 0u32;
+    let cancel = Arc::new(AtomicBool::new(false));
+    if let Ok(mut c) = shared.cancels.lock() {
+        c.insert(name.to_string(), Arc::clone(&cancel));
+    }
     let outcome = match plan.validate() {
         Err(e) => sync::Outcome {
             phase: "Failed",
@@ -902,7 +1382,7 @@ async fn run_sync(
             let executor = Executor {
                 types: &shared.types,
                 applier: &shared.applier,
-                checks: &shared.checks,
+                checks: &settings.checks,
                 desired: ready
                     .objects
                     .iter()
@@ -916,13 +1396,14 @@ async fn run_sync(
                 revision: ready.revision.clone(),
                 started_at: started_secs,
                 wait_limit: sync::WAIT_LIMIT,
+                cancel: Some(&cancel),
             };
             let retry = Retry::of(raw);
             let mut attempt = 0u32;
             loop {
                 let last = !retry.again(attempt);
                 let outcome = executor.run(&plan, request.dry_run, last).await;
-                if outcome.phase == "Succeeded" || last || request.dry_run {
+                if outcome.phase == "Succeeded" || last || request.dry_run || executor.cancelled() {
                     retry_count = attempt;
                     break outcome;
                 }
@@ -938,11 +1419,18 @@ async fn run_sync(
                     .apps
                     .patch(name, &PatchParams::default(), &Patch::Merge(&retrying))
                     .await;
-                tokio::time::sleep(wait).await;
+                // A termination asked for during the wait ends it.
+                let deadline = tokio::time::Instant::now() + wait;
+                while tokio::time::Instant::now() < deadline && !executor.cancelled() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 executor.remove_hooks(&outcome.hooks).await;
             }
         }
     };
+    if let Ok(mut c) = shared.cancels.lock() {
+        c.remove(name);
+    }
     if request.automated
         && !request.dry_run
         && let Ok(mut recent) = shared.recent.lock()
@@ -976,7 +1464,11 @@ async fn run_sync(
             )
             .await;
     }
-    let source = raw.pointer("/spec/source").cloned().unwrap_or(Value::Null);
+    // What was synced: a rollback's source, not the spec's.
+    let source = with_operation(raw)
+        .pointer("/spec/source")
+        .cloned()
+        .unwrap_or(Value::Null);
     let mut state = json!({
         "operation": operation,
         "phase": outcome.phase,
@@ -1101,7 +1593,7 @@ impl Retry {
 }
 
 /// Go's duration syntax as Argo CD writes it: `5s`, `3m`, `1h30m`, `500ms`.
-fn parse_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let mut total = 0f64;
     let mut rest = s.trim();
     if rest.is_empty() {

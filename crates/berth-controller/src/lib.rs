@@ -7,5 +7,6 @@ pub mod compare;
 pub mod controller;
 pub mod policy;
 pub mod project;
+pub mod settings;
 pub mod source;
 pub mod sync;

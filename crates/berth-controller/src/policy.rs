@@ -27,6 +27,61 @@ pub struct SyncRequest {
     pub initiated_by: Value,
     /// The automated policy asked for it.
     pub automated: bool,
+    /// `operation.sync.resources`: only these are synced (a selective
+    /// sync); empty for all.
+    pub resources: Vec<Selected>,
+    /// `syncStrategy.apply` or `syncStrategy.hook` asked for `force`.
+    pub force: bool,
+    /// `syncStrategy.apply`: objects are applied without running hooks.
+    pub skip_hooks: bool,
+}
+
+/// One resource of a selective sync, as Argo CD's `SyncOperationResource`
+/// names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// API group, empty for core.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace, empty for cluster-scoped objects (or any, when not given).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl Selected {
+    /// Whether the object `obj` is this one. A resource named without a
+    /// namespace matches the object in any namespace, as Argo CD does.
+    pub fn matches(&self, obj: &Value) -> bool {
+        let (group, kind) = berth_api::kinds::group_kind(obj);
+        let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        group == self.group
+            && kind == self.kind
+            && text("/metadata/name") == self.name
+            && (self.namespace.is_empty() || text("/metadata/namespace") == self.namespace)
+    }
+}
+
+fn selected(list: Option<&Value>) -> Vec<Selected> {
+    list.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let text = |k: &str| {
+                r.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            Selected {
+                group: text("group"),
+                kind: text("kind"),
+                namespace: text("namespace"),
+                name: text("name"),
+            }
+        })
+        .collect()
 }
 
 /// What to do.
@@ -83,7 +138,20 @@ pub fn decide(
             return Decision::Refuse(empty_refusal);
         }
         let options = strings(op.get("syncOptions"));
+        let strategy = op.get("syncStrategy");
+        let apply = strategy
+            .and_then(|s| s.get("apply"))
+            .filter(|a| a.is_object());
+        let force = apply
+            .or_else(|| strategy.and_then(|s| s.get("hook")))
+            .and_then(|s| s.get("force"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let resources = selected(op.get("resources"));
         return Decision::Sync(SyncRequest {
+            skip_hooks: apply.is_some() || !resources.is_empty(),
+            resources,
+            force,
             prune,
             dry_run: op.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
             sync_options: if options.is_empty() {
@@ -135,6 +203,9 @@ pub fn decide(
         sync_options: app_options,
         initiated_by: json!({"automated": true}),
         automated: true,
+        resources: Vec::new(),
+        force: false,
+        skip_hooks: false,
     })
 }
 

@@ -9,13 +9,17 @@ use std::path::{Path, PathBuf};
 
 use berth_api::application::{Application, Source};
 use berth_api::tracking::{self, Method};
+use berth_render::cache::{KeyBuilder, RenderCache};
 use berth_render::detect::{SourceType, detect};
 use berth_render::directory::{self, DirectoryOptions};
 use berth_render::helm::{self, ChartRef, HelmOptions, Parameter};
 use berth_render::jsonnet::{JsonnetOptions, Var};
 use berth_render::kustomize::{self, KustomizeOptions};
 use berth_render::tool;
+use berth_source::creds::CredentialStore;
+use berth_source::poll::RefPoller;
 use berth_source::repo::RepoCache;
+use berth_source::revision::{self, Resolution};
 use serde_json::Value;
 
 /// Why an application's sources could not be turned into objects. Nothing
@@ -51,6 +55,20 @@ pub enum SourceError {
         /// The path.
         path: String,
     },
+    /// The repository could not be asked for its branches and tags; the
+    /// answer is kept for the poll interval, so a broken repository is not
+    /// asked again by every application that uses it.
+    #[error("{field}: {repo} at {revision}: {message}")]
+    Unreachable {
+        /// The source field.
+        field: String,
+        /// The repository.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+        /// Why.
+        message: String,
+    },
     /// A tool (helm, kustomize) could not be found.
     #[error(transparent)]
     Tool(#[from] tool::Error),
@@ -73,6 +91,76 @@ pub struct Sources<'a> {
     pub charts_dir: PathBuf,
     /// The Kubernetes version Helm renders for when the app names none.
     pub kube_version: String,
+    /// Shares one `ls-remote` per repository and poll interval between
+    /// applications; without it every render asks the remote.
+    pub poller: Option<&'a RefPoller>,
+    /// Repository credentials (Argo CD's `repository` and `repo-creds`
+    /// Secrets).
+    pub credentials: Option<&'a CredentialStore>,
+    /// Render results by a hash of everything they depend on.
+    pub renders: Option<&'a RenderCache>,
+    /// A hard refresh: the remote is asked again and the render cache is
+    /// bypassed (and refilled).
+    pub hard: bool,
+}
+
+impl<'a> Sources<'a> {
+    /// Sources read straight from `cache`, with nothing shared or cached
+    /// between renders (a one-off render).
+    pub fn direct(cache: &'a RepoCache, charts_dir: PathBuf, kube_version: String) -> Self {
+        Sources {
+            cache,
+            charts_dir,
+            kube_version,
+            poller: None,
+            credentials: None,
+            renders: None,
+            hard: false,
+        }
+    }
+}
+
+/// The `argocd-cm` settings that shape what an application renders to and
+/// how its objects are marked as its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderSettings {
+    /// The control namespace (`argocd`): Applications elsewhere track
+    /// their objects as `namespace_name`.
+    pub control_namespace: String,
+    /// `application.resourceTrackingMethod`.
+    pub method: Method,
+    /// `application.instanceLabelKey`.
+    pub instance_label: String,
+    /// `installationID`, empty when not set.
+    pub installation_id: String,
+    /// `kustomize.buildOptions`, split into arguments.
+    pub kustomize_build_options: Vec<String>,
+}
+
+impl RenderSettings {
+    /// Argo CD's defaults for the control namespace `control_namespace`.
+    pub fn new(control_namespace: &str, method: Method) -> Self {
+        RenderSettings {
+            control_namespace: control_namespace.to_string(),
+            method,
+            instance_label: tracking::INSTANCE_LABEL.to_string(),
+            installation_id: String::new(),
+            kustomize_build_options: Vec::new(),
+        }
+    }
+}
+
+/// How rendered objects are marked as an application's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marking {
+    /// The tracking name (see [`tracking_name`]).
+    pub app: String,
+    /// The tracking method.
+    pub method: Method,
+    /// The label key of the label method.
+    pub instance_label: String,
+    /// Written as `argocd.argoproj.io/installation-id` when not empty.
+    pub installation_id: String,
 }
 
 /// One rendering to do: a source at a revision, with its options.
@@ -90,8 +178,8 @@ pub struct RenderJob {
     pub kustomize: KustomizeOptions,
     /// Helm options.
     pub helm: HelmOptions,
-    /// The application the objects are marked for, with its method.
-    pub track_as: Option<(String, Method)>,
+    /// How the objects are marked as the application's.
+    pub track_as: Option<Marking>,
     /// The destination namespace for namespaced objects without one.
     pub destination_namespace: Option<String>,
 }
@@ -121,6 +209,7 @@ fn fetch(
     field: &str,
     url: &str,
     revision: &str,
+    project: Option<&str>,
 ) -> Result<(PathBuf, String), SourceError> {
     let fetch_err = |source| SourceError::Fetch {
         field: field.to_string(),
@@ -128,9 +217,40 @@ fn fetch(
         revision: revision.to_string(),
         source: Box::new(source),
     };
+    let creds = sources.credentials.and_then(|c| c.lookup(url, project));
+    // The poller's shared answer names the commit; the remote is asked
+    // again (and fetched from) only when the cache lacks that commit.
+    let known = if revision::is_full_sha(revision) {
+        Some(revision.to_ascii_lowercase())
+    } else if let Some(poller) = sources.poller {
+        if sources.hard {
+            poller.invalidate(url);
+        }
+        match poller.refs(url, creds.as_ref()) {
+            Ok(refs) => match revision::resolve(revision, &refs, "") {
+                Ok(Resolution::Resolved(r)) => Some(r.sha),
+                _ => None,
+            },
+            Err(e) => {
+                return Err(SourceError::Unreachable {
+                    field: field.to_string(),
+                    repo: url.to_string(),
+                    revision: revision.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(sha) = known
+        && let Ok(dir) = sources.cache.materialize(url, &sha, "")
+    {
+        return Ok((dir, sha));
+    }
     let resolved = sources
         .cache
-        .resolve(url, None, revision, "")
+        .resolve(url, creds.as_ref(), revision, "")
         .map_err(fetch_err)?;
     let sha = resolved.resolved.sha.clone();
     let dir = sources
@@ -140,12 +260,13 @@ fn fetch(
     Ok((dir, sha))
 }
 
-/// Renders every source of `app`.
+/// Renders every source of `app`. With a render cache in `sources`, a
+/// render whose inputs (the sources' specs, the commits they resolved to,
+/// the settings) were rendered before is answered from it.
 pub fn render_application(
     app: &Application,
     sources: &Sources<'_>,
-    control_namespace: &str,
-    method: Method,
+    settings: &RenderSettings,
     work: &Path,
 ) -> Result<Rendered, SourceError> {
     let list = app.sources();
@@ -156,36 +277,119 @@ pub fn render_application(
             format!("spec.sources[{i}]")
         }
     };
+    let project = Some(app.spec.project.as_str()).filter(|p| !p.is_empty());
+    // Every Git source is resolved first: the commits are part of the
+    // render cache's key.
+    let mut fetched = Vec::with_capacity(list.len());
+    for (i, source) in list.iter().enumerate() {
+        fetched.push(match &source.chart {
+            Some(_) => None,
+            None => {
+                let revision = source.target_revision.as_deref().unwrap_or("HEAD");
+                Some(fetch(
+                    sources,
+                    &field(i),
+                    &source.repo_url,
+                    revision,
+                    project,
+                )?)
+            }
+        });
+    }
     // Sources with a `ref` lend their files to the others (`$ref/...`).
     let mut ref_roots = BTreeMap::new();
-    for (i, source) in list.iter().enumerate() {
-        if let (Some(name), None) = (&source.ref_name, &source.chart) {
-            let revision = source
-                .target_revision
-                .clone()
-                .unwrap_or_else(|| "HEAD".into());
-            let (dir, _) = fetch(sources, &field(i), &source.repo_url, &revision)?;
-            ref_roots.insert(name.clone(), dir);
+    for (source, fetched) in list.iter().zip(&fetched) {
+        if let (Some(name), Some((dir, _))) = (&source.ref_name, fetched) {
+            ref_roots.insert(name.clone(), dir.clone());
         }
     }
-    let track = (tracking_name(app, control_namespace), method);
-    let mut rendered = Rendered::default();
-    for (i, source) in list.iter().enumerate() {
+    let renders = |s: &Source| !(s.ref_name.is_some() && s.path.is_none() && s.chart.is_none());
+    let revisions: Vec<String> = list
+        .iter()
+        .zip(&fetched)
+        .filter(|(s, _)| renders(s))
+        .map(|(s, f)| match f {
+            Some((_, sha)) => sha.clone(),
+            None => s.target_revision.clone().unwrap_or_default(),
+        })
+        .collect();
+    let marking = Marking {
+        app: tracking_name(app, &settings.control_namespace),
+        method: settings.method,
+        instance_label: settings.instance_label.clone(),
+        installation_id: settings.installation_id.clone(),
+    };
+    let key = sources
+        .renders
+        .map(|_| render_key(app, &fetched, &marking, settings, &sources.kube_version));
+    if let (Some(cache), Some(key), false) = (sources.renders, &key, sources.hard)
+        && let Some(hit) = cache.get(key)
+    {
+        return Ok(Rendered {
+            objects: hit.as_ref().clone(),
+            revisions,
+        });
+    }
+    let mut objects = Vec::new();
+    for (i, (source, fetched)) in list.iter().zip(fetched).enumerate() {
         // A source that only lends files renders nothing itself.
-        if source.ref_name.is_some() && source.path.is_none() && source.chart.is_none() {
+        if !renders(source) {
             continue;
         }
         let work = work.join(format!("source-{i}"));
-        let (job, revision) = job_for_source(app, source, &field(i), &ref_roots, sources, &work)?;
-        let mut job = job;
-        job.track_as = Some(track.clone());
-        rendered
-            .objects
-            .extend(render_job(job, &field(i), &work.join("render"))?);
-        rendered.revisions.push(revision);
+        let (mut job, _) =
+            job_for_source(app, source, &field(i), &ref_roots, fetched, sources, &work)?;
+        job.track_as = Some(marking.clone());
+        job.kustomize
+            .build_options
+            .extend(settings.kustomize_build_options.iter().cloned());
+        objects.extend(render_job(job, &field(i), &work.join("render"))?);
     }
-    sort_for_apply(&mut rendered.objects);
-    Ok(rendered)
+    sort_for_apply(&mut objects);
+    if let (Some(cache), Some(key)) = (sources.renders, key) {
+        cache.put(key, objects.clone());
+    }
+    Ok(Rendered { objects, revisions })
+}
+
+/// What a render depends on: the application's sources and destination,
+/// the commit of each Git source, the marking, the settings and the
+/// Kubernetes version. Chart sources name a version that may be a range, so
+/// their key also changes every ten minutes.
+fn render_key(
+    app: &Application,
+    fetched: &[Option<(PathBuf, String)>],
+    marking: &Marking,
+    settings: &RenderSettings,
+    kube_version: &str,
+) -> berth_render::cache::Key {
+    // Debug output of the parsed spec: deterministic, and covers every
+    // field the renderers read.
+    let spec = format!(
+        "{:?}|{:?}|{:?}",
+        app.spec.source, app.spec.sources, app.spec.destination
+    );
+    let mut key = KeyBuilder::default()
+        .value("spec", &spec)
+        .value("app", &marking.app)
+        .value("method", &format!("{:?}", marking.method))
+        .value("label", &marking.instance_label)
+        .value("installation", &marking.installation_id)
+        .value("kustomize", &settings.kustomize_build_options.join("\u{0}"))
+        .value("kube", kube_version);
+    for f in fetched {
+        key = match f {
+            Some((_, sha)) => key.value("commit", sha),
+            None => {
+                let bucket = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() / 600)
+                    .unwrap_or(0);
+                key.value("chart", &bucket.to_string())
+            }
+        };
+    }
+    key.finish()
 }
 
 /// Sorts objects in the order a sync applies them (stable: equal keys keep
@@ -208,6 +412,7 @@ fn job_for_source(
     source: &Source,
     field: &str,
     ref_roots: &BTreeMap<String, PathBuf>,
+    fetched: Option<(PathBuf, String)>,
     sources: &Sources<'_>,
     work: &Path,
 ) -> Result<(RenderJob, String), SourceError> {
@@ -280,7 +485,10 @@ fn job_for_source(
             (dir, chart.clone(), Some(SourceType::Helm), revision.clone())
         }
         None => {
-            let (dir, sha) = fetch(sources, field, &source.repo_url, &revision)?;
+            let (dir, sha) = match fetched {
+                Some(f) => f,
+                None => fetch(sources, field, &source.repo_url, &revision, None)?,
+            };
             (
                 dir,
                 source.path.clone().unwrap_or_else(|| ".".into()),
@@ -412,9 +620,22 @@ pub fn render_job(job: RenderJob, field: &str, work: &Path) -> Result<Vec<Value>
             }
         }
     }
-    if let Some((app, method)) = &job.track_as {
+    if let Some(m) = &job.track_as {
         for obj in &mut objects {
-            tracking::mark(obj, app, *method, tracking::INSTANCE_LABEL);
+            tracking::mark(obj, &m.app, m.method, &m.instance_label);
+            if !m.installation_id.is_empty()
+                && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                let annotations = meta
+                    .entry("annotations")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if let Some(a) = annotations.as_object_mut() {
+                    a.insert(
+                        berth_engine::tracking::INSTALLATION_ID_ANNOTATION.into(),
+                        Value::String(m.installation_id.clone()),
+                    );
+                }
+            }
         }
     }
     Ok(objects)

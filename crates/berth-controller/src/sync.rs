@@ -6,6 +6,7 @@
 //! plan's failure steps (SyncFail hooks, HookFailed deletions).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use berth_cluster::apply::{
@@ -18,6 +19,9 @@ use serde_json::{Value, json};
 
 /// How long a wave may take to become healthy, and a hook to finish.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(300);
+
+/// The message of a terminated operation, as Argo CD writes it.
+pub const TERMINATED: &str = "Operation terminated";
 
 /// The outcome of a sync.
 #[derive(Debug, Clone)]
@@ -50,6 +54,9 @@ pub struct Executor<'a> {
     pub started_at: i64,
     /// How long to wait for a barrier.
     pub wait_limit: Duration,
+    /// Set when the operation is to be terminated: no further step starts
+    /// and waits end.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 /// The reference the plan uses for a manifest.
@@ -133,13 +140,20 @@ impl Executor<'_> {
         }
         let mut failure = None;
         for (phase, step) in all {
+            if self.cancelled() {
+                failure = Some(TERMINATED.to_string());
+                break;
+            }
             if let Err(message) = self.step(step, phase, dry_run, &mut progress).await {
                 failure = Some(message);
                 break;
             }
         }
         let none = Vec::new();
+        // A terminated operation stops where it is: no failure hooks.
+        let terminated = self.cancelled();
         let (tail, outcome_phase, message) = match &failure {
+            Some(_) if terminated => (&none, "Failed", TERMINATED.to_string()),
             None => (
                 &plan.on_success,
                 "Succeeded",
@@ -163,6 +177,11 @@ impl Executor<'_> {
             resources: progress.resources,
             hooks: progress.hooks,
         }
+    }
+
+    /// Whether termination was asked for.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     async fn step(
@@ -414,6 +433,9 @@ impl Executor<'_> {
                 Ok(None) => last = "not found".into(),
                 Err(e) => last = e.to_string(),
             }
+            if self.cancelled() {
+                return Err(TERMINATED.to_string());
+            }
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!(
                     "{o} not healthy after {:?}: {last}",
@@ -429,6 +451,9 @@ impl Executor<'_> {
         loop {
             if let Ok(None) = self.applier.get(self.types, &address(o)).await {
                 return Ok(());
+            }
+            if self.cancelled() {
+                return Err(TERMINATED.to_string());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!("{o} still exists after {:?}", self.wait_limit));

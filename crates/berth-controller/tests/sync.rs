@@ -45,7 +45,7 @@ struct Harness {
     _daemon: berth_testenv::git::Server,
     _cache: TempDir,
     stop: tokio::sync::oneshot::Sender<()>,
-    running: tokio::task::JoinHandle<()>,
+    running: tokio::task::JoinHandle<berth_controller::controller::Stopped>,
 }
 
 impl Harness {

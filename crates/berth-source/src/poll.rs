@@ -27,7 +27,8 @@ struct Entry {
 /// Shares `ls-remote` answers between the applications of a repository.
 pub struct RefPoller {
     cache: Arc<RepoCache>,
-    interval: Duration,
+    /// Milliseconds: changed at run time when the setting changes.
+    interval: AtomicU64,
     entries: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
     requests: AtomicU64,
 }
@@ -35,7 +36,7 @@ pub struct RefPoller {
 impl std::fmt::Debug for RefPoller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefPoller")
-            .field("interval", &self.interval)
+            .field("interval", &self.interval())
             .finish()
     }
 }
@@ -45,7 +46,7 @@ impl RefPoller {
     pub fn new(cache: Arc<RepoCache>, interval: Duration) -> Self {
         RefPoller {
             cache,
-            interval,
+            interval: AtomicU64::new(interval.as_millis().min(u64::MAX as u128) as u64),
             entries: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
         }
@@ -65,7 +66,7 @@ impl RefPoller {
         // of the same repository wait for one answer.
         let mut entry = entry.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, result)) = &entry.last
-            && at.elapsed() < self.interval
+            && at.elapsed() < self.interval()
         {
             return result.clone();
         }
@@ -92,6 +93,19 @@ impl RefPoller {
                 entry.lock().unwrap_or_else(|p| p.into_inner()).last = None;
             }
         }
+    }
+
+    /// How old an answer may be.
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval.load(Ordering::Relaxed))
+    }
+
+    /// Changes how old an answer may be (the setting changed).
+    pub fn set_interval(&self, interval: Duration) {
+        self.interval.store(
+            interval.as_millis().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// How many `ls-remote` requests were sent so far.

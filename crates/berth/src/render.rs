@@ -211,14 +211,14 @@ fn render_application(file: &Path, args: &RenderArgs, work: &Path) -> Result<Vec
         s.repo_url = repo_url(&s.repo_url);
     }
     let cache = repo_cache()?;
-    let sources = Sources {
-        cache: &cache,
-        charts_dir: cache_dir().join("charts"),
-        kube_version: args.kube_version.clone(),
-    };
-    let rendered =
-        source::render_application(&app, &sources, &args.control_namespace, method, work)
-            .with_context(|| file.display().to_string())?;
+    let sources = Sources::direct(
+        &cache,
+        cache_dir().join("charts"),
+        args.kube_version.clone(),
+    );
+    let settings = source::RenderSettings::new(&args.control_namespace, method);
+    let rendered = source::render_application(&app, &sources, &settings, work)
+        .with_context(|| file.display().to_string())?;
     Ok(rendered.objects)
 }
 

@@ -66,15 +66,38 @@ pub fn run(args: UpArgs) -> Result<()> {
         let cache = data_dir.join("cache");
         Some(runtime.block_on(async {
             let client = crate::controller::client(Some(&kubeconfig), None).await?;
+            // Started here, so a failure is reported before the line that
+            // says everything is ready.
             let controller = Controller::start(
-                client,
-                ControllerConfig::new(berth_api::crds::CONTROL_NAMESPACE, cache),
+                client.clone(),
+                ControllerConfig::new(berth_api::crds::CONTROL_NAMESPACE, cache.clone()),
             )
             .await
             .context("starting the controller")?;
-            Ok::<_, anyhow::Error>(runtime.spawn(controller.run(async {
-                let _ = controller_stopped.await;
-            })))
+            Ok::<_, anyhow::Error>(runtime.spawn(async move {
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let mut run = std::pin::pin!(controller.run(async {
+                    let _ = stopped.await;
+                }));
+                let mut controller_stopped = std::pin::pin!(controller_stopped);
+                tokio::select! {
+                    why = &mut run => {
+                        if why == berth_controller::controller::Stopped::SettingsChanged {
+                            // argocd-cm asked for a new start.
+                            let _ = berth_controller::controller::serve(
+                                client,
+                                ControllerConfig::new(berth_api::crds::CONTROL_NAMESPACE, cache),
+                                async { let _ = controller_stopped.await; },
+                            )
+                            .await;
+                        }
+                    }
+                    _ = &mut controller_stopped => {
+                        let _ = stop.send(());
+                        run.await;
+                    }
+                }
+            }))
         })?)
     };
     // Kept until the end: dropping it stops its git daemon.
