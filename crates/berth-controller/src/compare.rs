@@ -56,8 +56,12 @@ pub struct Inputs<'a> {
 /// unchanged app cheap: no request per object.
 #[derive(Debug, Default)]
 pub struct DryRuns {
-    entries: Mutex<HashMap<u64, (String, Instant, Arc<Value>)>>,
+    entries: Mutex<HashMap<u64, DryRun>>,
 }
+
+/// One cached dry run: the live version it was made against, when, and
+/// the API server's answer.
+type DryRun = (String, Instant, Arc<Value>);
 
 impl DryRuns {
     /// Results older than this are asked for again.

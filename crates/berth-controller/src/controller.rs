@@ -219,18 +219,19 @@ impl Shared {
     /// passed since the last attempt: 5 s (Argo CD's self-heal timeout),
     /// doubling for each attempt that did not bring the app back in sync,
     /// at most 3 minutes. A new revision starts over.
-    fn heal_allowed(&self, app: &str, revision: &str) -> bool {
+    /// How long until self-heal may sync again; zero when it may now.
+    fn heal_wait(&self, app: &str, revision: &str) -> Duration {
         let Ok(heal) = self.heal.lock() else {
-            return false;
+            return Duration::from_secs(5);
         };
         match heal.get(app) {
             Some((rev, attempts, last)) if rev == revision => {
                 let wait = Duration::from_secs(5)
                     .saturating_mul(1 << (*attempts).min(6))
                     .min(Duration::from_secs(180));
-                tokio::time::Instant::now() >= *last + wait
+                (*last + wait).saturating_duration_since(tokio::time::Instant::now())
             }
-            _ => true,
+            _ => Duration::ZERO,
         }
     }
 
@@ -377,18 +378,13 @@ impl Controller {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Stopped {
         let shared = self.shared;
         let _ = shared.live.wait_ready(Duration::from_secs(60)).await;
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(watch_apps(Arc::clone(&shared))));
-        tasks.push(tokio::spawn(watch_live(Arc::clone(&shared))));
-        tasks.push(tokio::spawn(resync(Arc::clone(&shared))));
-        tasks.push(tokio::spawn(watch_argocd_cm(
-            Arc::clone(&shared),
-            self.client.clone(),
-        )));
-        tasks.push(tokio::spawn(watch_repo_secrets(
-            Arc::clone(&shared),
-            self.client.clone(),
-        )));
+        let mut tasks = vec![
+            tokio::spawn(watch_apps(Arc::clone(&shared))),
+            tokio::spawn(watch_live(Arc::clone(&shared))),
+            tokio::spawn(resync(Arc::clone(&shared))),
+            tokio::spawn(watch_argocd_cm(Arc::clone(&shared), self.client.clone())),
+            tokio::spawn(watch_repo_secrets(Arc::clone(&shared), self.client.clone())),
+        ];
         let limit = Arc::new(Semaphore::new(shared.config.workers.max(1)));
         let workers = {
             let shared = Arc::clone(&shared);
@@ -806,8 +802,9 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
         if ready.comparison.sync == berth_engine::diff::SyncStatus::Synced {
             shared.note_in_sync(name);
         }
-        let heal_allowed = shared.heal_allowed(name, &ready.revision);
-        match policy::decide(
+        let heal_wait = shared.heal_wait(name, &ready.revision);
+        let heal_allowed = heal_wait.is_zero();
+        let decision = policy::decide(
             &raw,
             ready.comparison.sync,
             &ready.revision,
@@ -820,7 +817,21 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                 .and_then(|r| r.get(name).cloned())
                 .as_ref()
                 .map(|(rev, failed)| (rev.as_str(), *failed)),
-        ) {
+        );
+        if decision == Decision::Nothing
+            && !heal_allowed
+            && ready.comparison.sync == berth_engine::diff::SyncStatus::OutOfSync
+        {
+            // Drift that self-heal's back-off holds back: look again when
+            // it has passed, not only at the next periodic check.
+            let shared = Arc::clone(shared);
+            let name = name.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(heal_wait).await;
+                shared.queue.push(&name);
+            });
+        }
+        match decision {
             Decision::Nothing => {}
             Decision::Refuse(message) => {
                 let now = rfc3339(SystemTime::now());
