@@ -1,6 +1,7 @@
 //! The CustomResourceDefinitions Berth installs when they are missing:
 //! Argo CD's Application and AppProject (schemas that keep every field
-//! Argo CD defines), and the `default` AppProject Argo CD creates.
+//! Argo CD defines), Berth's own in its API group `berth.io`, and the
+//! `default` AppProject Argo CD creates.
 
 /// Argo CD's control namespace, Berth's default.
 pub const CONTROL_NAMESPACE: &str = "argocd";
@@ -10,6 +11,12 @@ pub const APPLICATION_CRD: &str = include_str!("../crds/application.yaml");
 
 /// The AppProject CRD (YAML).
 pub const APPPROJECT_CRD: &str = include_str!("../crds/appproject.yaml");
+
+/// Berth's extension API group.
+pub const BERTH_GROUP: &str = "berth.io";
+
+/// Berth's per-sync record CRD (YAML).
+pub const SYNCRECORD_CRD: &str = include_str!("../crds/syncrecord.yaml");
 
 /// The `default` AppProject, as Argo CD creates it: any source, any
 /// destination, every cluster-scoped kind.
@@ -26,9 +33,9 @@ pub fn default_project(namespace: &str) -> serde_json::Value {
     })
 }
 
-/// Both CRDs, parsed.
+/// Every CRD Berth installs, parsed.
 pub fn crds() -> Result<Vec<serde_json::Value>, serde_saphyr::Error> {
-    [APPLICATION_CRD, APPPROJECT_CRD]
+    [APPLICATION_CRD, APPPROJECT_CRD, SYNCRECORD_CRD]
         .iter()
         .map(|text| serde_saphyr::from_str(text))
         .collect()
@@ -44,6 +51,7 @@ mod tests {
         assert_eq!(crds[0]["metadata"]["name"], "applications.argoproj.io");
         assert_eq!(crds[0]["spec"]["names"]["shortNames"][0], "app");
         assert_eq!(crds[1]["metadata"]["name"], "appprojects.argoproj.io");
+        assert_eq!(crds[2]["spec"]["group"], BERTH_GROUP);
         assert_eq!(default_project("argocd")["spec"]["sourceRepos"][0], "*");
     }
 }

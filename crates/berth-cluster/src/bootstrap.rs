@@ -78,13 +78,24 @@ pub fn appproject_resource() -> ApiResource {
     argo_resource("AppProject", "appprojects")
 }
 
+/// Berth's SyncRecord, for dynamic clients.
+pub fn syncrecord_resource() -> ApiResource {
+    ApiResource {
+        group: berth_api::crds::BERTH_GROUP.into(),
+        version: "v1alpha1".into(),
+        api_version: format!("{}/v1alpha1", berth_api::crds::BERTH_GROUP),
+        kind: "SyncRecord".into(),
+        plural: "syncrecords".into(),
+    }
+}
+
 /// Installs what is missing, in `namespace` (Argo CD's `argocd` by
 /// default), and waits until the CRDs serve.
 pub async fn install(client: &Client, namespace: &str) -> Result<Installed, BootstrapError> {
     let mut installed = Installed::default();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let definitions = berth_api::crds::crds().map_err(|e| BootstrapError::Definition {
-        what: "the Argo CD CRDs".into(),
+        what: "the CRDs".into(),
         message: e.to_string(),
     })?;
     let mut names = Vec::new();

@@ -386,6 +386,10 @@ fn resource_status(
         "name": d.name,
         "status": d.status.to_string(),
     });
+    // Argo CD omits empty fields here; at 5,000 resources it matters.
+    if let Some(m) = r.as_object_mut() {
+        m.retain(|_, v| v.as_str() != Some(""));
+    }
     if let Some(h) = h {
         r["health"] = if h.message.is_empty() {
             json!({"status": h.status.to_string()})

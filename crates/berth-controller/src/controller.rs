@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use berth_api::application::Application;
 use berth_cluster::apply::{Applier, FIELD_MANAGER};
-use berth_cluster::bootstrap::{application_resource, appproject_resource};
+use berth_cluster::bootstrap::{application_resource, appproject_resource, syncrecord_resource};
 use berth_cluster::discovery::ResourceTypes;
 use berth_cluster::live::LiveCache;
 use berth_engine::tracking::Tracking;
@@ -29,7 +29,7 @@ use berth_source::poll::RefPoller;
 use berth_source::repo::{CacheOptions, RepoCache};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client};
@@ -38,6 +38,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::compare::{self, Inputs};
 use crate::policy::{self, Decision, SyncRequest};
+use crate::record;
 use crate::settings::ControllerSettings;
 use crate::source::{self, Sources};
 use crate::sync::{self, Executor};
@@ -171,6 +172,8 @@ struct Shared {
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
     apps: Api<DynamicObject>,
     projects: Api<DynamicObject>,
+    /// Berth's SyncRecords in the control namespace.
+    records: Api<DynamicObject>,
     recorder: Recorder,
     /// The last Application seen, by name.
     latest: Mutex<HashMap<String, Value>>,
@@ -337,6 +340,8 @@ impl Controller {
         let apps = Api::namespaced_with(client.clone(), &config.namespace, &application_resource());
         let projects =
             Api::namespaced_with(client.clone(), &config.namespace, &appproject_resource());
+        let records =
+            Api::namespaced_with(client.clone(), &config.namespace, &syncrecord_resource());
         Ok(Controller {
             client: client.clone(),
             shared: Arc::new(Shared {
@@ -360,6 +365,7 @@ impl Controller {
                         instance: None,
                     },
                 ),
+                records,
                 apps,
                 projects,
                 latest: Mutex::new(HashMap::new()),
@@ -915,6 +921,18 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     if old == new && !stale(&raw, shared.interval()) && !refreshed {
         return;
     }
+    // A merge patch keeps keys it does not name: ones the comparison no
+    // longer reports (a condition resolved, a cut undone) are removed.
+    if let (Some(old), Some(new)) = (
+        raw.get("status").and_then(Value::as_object),
+        status.as_object_mut(),
+    ) {
+        for key in old.keys() {
+            if !new.contains_key(key) && key != "operationState" && key != "history" {
+                new.insert(key.clone(), Value::Null);
+            }
+        }
+    }
     let mut patch = json!({"status": status});
     if refreshed {
         patch["metadata"] = json!({"annotations": {REFRESH_ANNOTATION: null}});
@@ -1169,6 +1187,7 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, stored: &Value, hard: boo
             shared_with.insert(key, other);
         }
     }
+    let compare_started = std::time::Instant::now();
     let mut c = compare::compare(
         Inputs {
             desired: &rendered.objects,
@@ -1182,6 +1201,13 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, stored: &Value, hard: boo
         &settings.checks,
     )
     .await;
+    tracing::debug!(
+        app = %name,
+        objects = rendered.objects.len(),
+        sync = %c.sync,
+        elapsed_ms = compare_started.elapsed().as_millis() as u64,
+        "compared"
+    );
     for pair in &mut c.pairs {
         if let Some(d) = &pair.desired
             && let Some(app) = shared_with.get(&berth_cluster::live::ObjectKey::of(d))
@@ -1195,13 +1221,22 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, stored: &Value, hard: boo
     } else {
         sync["revisions"] = json!(rendered.revisions);
     }
+    let (resources, cut) = record::fit(
+        c.resources.clone(),
+        record::RESOURCES_BUDGET,
+        record::resource_needs_attention,
+    );
     let mut status = json!({
         "sync": sync,
         "health": {"status": c.health.to_string()},
-        "resources": c.resources,
+        "resources": resources,
         "summary": compare::summary(&live),
         "reconciledAt": now,
     });
+    if let Some(cut) = cut {
+        // Berth's extension: the list is cut to fit the size budget.
+        status["berth"] = json!({"resources": {"total": cut.total, "shown": cut.shown}});
+    }
     let problems: Vec<String> = c.errors.iter().chain(&c.warnings).cloned().collect();
     if !problems.is_empty() {
         conditions.insert(
@@ -1213,6 +1248,7 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, stored: &Value, hard: boo
             }),
         );
     }
+    record::bound_conditions(&mut conditions);
     if !conditions.is_empty() {
         status["conditions"] = json!(conditions);
     }
@@ -1322,8 +1358,10 @@ async fn run_sync(
             "initiatedBy": request.initiated_by,
         }),
     };
+    // A new operation replaces the last one's record whole.
     let running = json!({"status": {"operationState": {
         "operation": operation, "phase": "Running", "message": "syncing", "startedAt": started,
+        "finishedAt": null, "syncResult": null, "retryCount": null, "berth": null,
     }}});
     if let Err(e) = shared
         .apps
@@ -1480,16 +1518,33 @@ async fn run_sync(
         .pointer("/spec/source")
         .cloned()
         .unwrap_or(Value::Null);
+    let all_results = outcome.resources;
+    let (shown, cut) = record::fit(
+        all_results.clone(),
+        record::SYNC_RESULT_BUDGET,
+        record::result_needs_attention,
+    );
     let mut state = json!({
         "operation": operation,
         "phase": outcome.phase,
         "message": outcome.message,
         "startedAt": started,
         "finishedAt": finished,
-        "syncResult": {"revision": ready.revision, "source": source, "resources": outcome.resources},
+        "syncResult": {"revision": ready.revision, "source": source, "resources": shown},
+        "retryCount": null,
+        "berth": null,
     });
     if retry_count > 0 {
         state["retryCount"] = json!(retry_count);
+    }
+    if !request.dry_run {
+        // Berth's extension: where the complete result is kept, and
+        // whether the list above is cut.
+        let mut berth = json!({"syncRecord": record::record_base(name, started_secs)});
+        if let Some(cut) = cut {
+            berth["resources"] = json!({"total": cut.total, "shown": cut.shown});
+        }
+        state["berth"] = berth;
     }
     let mut history = raw
         .pointer("/status/history")
@@ -1527,6 +1582,88 @@ async fn run_sync(
         .await
     {
         tracing::warn!(app = %name, error = %e, "recording the sync outcome");
+    }
+    if !request.dry_run {
+        write_records(shared, name, raw, started_secs, &state, &all_results).await;
+    }
+}
+
+/// Writes the sync's SyncRecords and removes those of syncs older than the
+/// last [`record::RECORDS_KEPT`]. A failure is logged: the Application's
+/// own status already has the outcome.
+async fn write_records(
+    shared: &Arc<Shared>,
+    name: &str,
+    raw: &Value,
+    started_secs: i64,
+    state: &Value,
+    results: &[Value],
+) {
+    let uid = raw
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut summary_state = state.clone();
+    if let Some(r) = summary_state
+        .get_mut("syncResult")
+        .and_then(Value::as_object_mut)
+    {
+        r.remove("resources");
+    }
+    let summary = record::SyncSummary {
+        app: name,
+        app_uid: uid,
+        namespace: &shared.config.namespace,
+        started_secs,
+        state: &summary_state,
+    };
+    for rec in record::records(&summary, results) {
+        let Ok(obj) = serde_json::from_value::<DynamicObject>(rec) else {
+            continue;
+        };
+        if let Err(e) = shared.records.create(&PostParams::default(), &obj).await {
+            tracing::warn!(app = %name, error = %e, "writing a SyncRecord");
+        }
+    }
+    let selector = format!("{}={}", record::APP_LABEL, record::app_label_value(name));
+    let Ok(list) = shared
+        .records
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+    else {
+        return;
+    };
+    let mut syncs: Vec<i64> = list
+        .items
+        .iter()
+        .filter_map(|r| {
+            r.metadata
+                .labels
+                .as_ref()?
+                .get("berth.io/sync")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    syncs.sort_unstable();
+    syncs.dedup();
+    if syncs.len() <= record::RECORDS_KEPT {
+        return;
+    }
+    let oldest_kept = syncs[syncs.len() - record::RECORDS_KEPT];
+    for r in &list.items {
+        let sync: i64 = r
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("berth.io/sync"))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(i64::MAX);
+        if sync < oldest_kept
+            && let Some(n) = &r.metadata.name
+        {
+            let _ = shared.records.delete(n, &Default::default()).await;
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod controller;
 pub mod policy;
 pub mod project;
+pub mod record;
 pub mod settings;
 pub mod source;
 pub mod sync;

@@ -448,5 +448,32 @@ mod tests {
         assert!(r.prune && r.dry_run && !r.automated);
         assert_eq!(r.sync_options, vec!["CreateNamespace=true"]);
         assert_eq!(r.initiated_by["username"], "alice");
+        assert!(r.resources.is_empty() && !r.force && !r.skip_hooks);
+    }
+
+    #[test]
+    fn selective_syncs_and_strategies() {
+        let op = |sync: Value| {
+            let a = app(json!({}), Value::Null, json!({ "sync": sync }));
+            match decide(&a, SyncStatus::OutOfSync, "abc", false, true, None) {
+                Decision::Sync(r) => r,
+                other => panic!("{other:?}"),
+            }
+        };
+        let r = op(json!({"resources": [{"group": "apps", "kind": "Deployment", "name": "web"}]}));
+        assert!(r.skip_hooks, "a selective sync runs no hooks");
+        let web = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}});
+        let other = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "shop"}});
+        assert!(r.resources[0].matches(&web), "no namespace named: any");
+        assert!(!r.resources[0].matches(&other));
+        let in_ns = op(
+            json!({"resources": [{"group": "apps", "kind": "Deployment", "name": "web", "namespace": "dev"}]}),
+        );
+        assert!(!in_ns.resources[0].matches(&web));
+
+        let apply = op(json!({"syncStrategy": {"apply": {"force": true}}}));
+        assert!(apply.skip_hooks && apply.force);
+        let hook = op(json!({"syncStrategy": {"hook": {"force": true}}}));
+        assert!(!hook.skip_hooks && hook.force);
     }
 }

@@ -147,7 +147,11 @@ async fn tracking_and_exclusions_from_argocd_cm() {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: {control}\ndata:\n  application.resourceTrackingMethod: label\n  application.instanceLabelKey: {label}\n  resource.exclusions: |\n    - apiGroups: ['']\n      kinds: [Secret]\n"
         )
     };
-    kubectl(&ns, &["apply", "-f", "-"], Some(&settings("example.com/app")));
+    kubectl(
+        &ns,
+        &["apply", "-f", "-"],
+        Some(&settings("example.com/app")),
+    );
     let fixture = GitFixture::new().unwrap();
     let repo = fixture
         .create_repo(
@@ -213,8 +217,10 @@ async fn tracking_and_exclusions_from_argocd_cm() {
     assert_eq!(s["sync"]["status"], "Synced", "{s:#}");
     let conditions = s["conditions"].as_array().cloned().unwrap_or_default();
     assert!(
-        conditions.iter().any(|c| c["type"] == "ExcludedResourceWarning"
-            && c["message"].as_str().unwrap().contains("Secret token")),
+        conditions
+            .iter()
+            .any(|c| c["type"] == "ExcludedResourceWarning"
+                && c["message"].as_str().unwrap().contains("Secret token")),
         "{conditions:#?}"
     );
     let secret = berth_testenv::kubectl(
@@ -226,7 +232,11 @@ async fn tracking_and_exclusions_from_argocd_cm() {
     assert!(!secret.status.success(), "an excluded kind is not applied");
 
     // Another label key: the controller starts again and tracks by it.
-    kubectl(&ns, &["apply", "-f", "-"], Some(&settings("example.com/owner")));
+    kubectl(
+        &ns,
+        &["apply", "-f", "-"],
+        Some(&settings("example.com/owner")),
+    );
     // The object carries the old key only: not this app's any more, so
     // the new start finds the app OutOfSync, and a sync marks it again.
     for _ in 0..600 {

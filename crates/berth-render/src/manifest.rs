@@ -35,9 +35,17 @@ pub enum Error {
 
 /// Parses a YAML or JSON stream from `file` (used in messages only).
 pub fn parse_stream(file: &str, text: &str) -> Result<Vec<Value>, Error> {
+    // The parser's default budget (1,024 documents, 250,000 nodes) guards
+    // a configuration file; a rendered application may hold many thousands
+    // of objects. Alias expansion stays guarded by the alias/anchor ratio.
     let options = serde_saphyr::options! {
         legacy_octal_numbers: true,
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        budget: serde_saphyr::budget! {
+            max_documents: 1_000_000,
+            max_nodes: 50_000_000,
+            max_events: 200_000_000,
+        },
     };
     let docs: Vec<Value> =
         serde_saphyr::from_multiple_with_options(text, options).map_err(|e| Error::Syntax {
@@ -153,6 +161,17 @@ mod tests {
         assert_eq!(names, ["a", "b", "c"]);
         let json_text = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"}}"#;
         assert_eq!(parse_stream("j.json", json_text).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn streams_of_many_thousand_objects() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\ndata:\n  i: \"{i}\"\n"
+            ));
+        }
+        assert_eq!(parse_stream("many.yaml", &text).unwrap().len(), 20_000);
     }
 
     #[test]
