@@ -14,6 +14,7 @@ use berth_cluster::live::ObjectKey;
 use berth_engine::diff::{self, DiffOptions, IgnoreRule, ResourceDiff, SyncStatus};
 use berth_engine::health::{self, AppResource, HealthChecks, Status};
 use berth_engine::settings::Settings;
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// What a comparison found, ready to be written as `status`.
@@ -158,7 +159,22 @@ pub async fn compare(
     let mut healths = Vec::new();
     let mut pairs = Vec::new();
     let mut warnings = Vec::new();
+    // The dry runs first, several in flight: at thousands of objects the
+    // round trips dominate.
+    let mut runs = Vec::with_capacity(inputs.desired.len());
     for desired in inputs.desired {
+        let live = live_by_key.get(&ObjectKey::of(desired)).copied();
+        runs.push(predict(desired, live, inputs.dry_runs, types, applier));
+    }
+    let mut predictions = futures::stream::iter(runs)
+        .buffered(DRY_RUN_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter();
+    for desired in inputs.desired {
+        // One prediction per desired object, hooks included.
+        let (predicted, warning) = predictions.next().unwrap_or((None, None));
+        warnings.extend(warning);
         let key = ObjectKey::of(desired);
         let live = live_by_key.remove(&key);
         if berth_engine::plan::is_hook(desired) {
@@ -170,50 +186,6 @@ pub async fn compare(
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let served = types.resolve(api_version, &key.kind).is_some();
-        // The dry run gives the exact target; without it (type not served
-        // yet, or refused), the engine's offline target is used.
-        let live_version = live
-            .and_then(|l| l.pointer("/metadata/resourceVersion"))
-            .and_then(Value::as_str)
-            .unwrap_or("absent");
-        let cache_key = inputs.dry_runs.map(|_| DryRuns::key(desired));
-        let cached = match (inputs.dry_runs, cache_key) {
-            (Some(cache), Some(key)) => cache.get(key, live_version),
-            _ => None,
-        };
-        let predicted = if let Some(hit) = cached {
-            Some(hit)
-        } else if served {
-            match applier
-                .apply(
-                    types,
-                    desired,
-                    ApplyOptions {
-                        dry_run: true,
-                        force: true,
-                    },
-                )
-                .await
-            {
-                Ok(p) => {
-                    let p = Arc::new(p);
-                    if let (Some(cache), Some(key)) = (inputs.dry_runs, cache_key) {
-                        cache.put(key, live_version, Arc::clone(&p));
-                    }
-                    Some(p)
-                }
-                // The destination namespace does not exist yet (it comes
-                // with the sync, CreateNamespace): compared offline.
-                Err(berth_cluster::apply::ApplyError::Refused { code: 404, .. }) => None,
-                Err(e) => {
-                    warnings.push(e.to_string());
-                    None
-                }
-            }
-        } else {
-            None
-        };
         let d = match diff::diff(Some(desired), live, predicted.as_deref(), &opts) {
             Ok(d) => d,
             Err(e) => {
@@ -369,6 +341,61 @@ pub fn summary(live: &[Arc<Value>]) -> Value {
         out["externalURLs"] = json!(urls);
     }
     out
+}
+
+/// Dry runs in flight at once.
+const DRY_RUN_CONCURRENCY: usize = 8;
+
+/// The exact target of one desired object: the API server's dry run (or a
+/// cached one), `None` for hooks, types not served yet and a destination
+/// namespace that does not exist yet (compared offline then); a refusal is
+/// returned as a warning.
+async fn predict(
+    desired: &Value,
+    live: Option<&Value>,
+    dry_runs: Option<&DryRuns>,
+    types: &ResourceTypes,
+    applier: &Applier,
+) -> (Option<Arc<Value>>, Option<String>) {
+    if berth_engine::plan::is_hook(desired) {
+        return (None, None);
+    }
+    let api_version = desired
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = desired
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let live_version = live
+        .and_then(|l| l.pointer("/metadata/resourceVersion"))
+        .and_then(Value::as_str)
+        .unwrap_or("absent");
+    let cache_key = dry_runs.map(|_| DryRuns::key(desired));
+    if let (Some(cache), Some(key)) = (dry_runs, cache_key)
+        && let Some(hit) = cache.get(key, live_version)
+    {
+        return (Some(hit), None);
+    }
+    if types.resolve(api_version, kind).is_none() {
+        return (None, None);
+    }
+    let opts = ApplyOptions {
+        dry_run: true,
+        force: true,
+    };
+    match applier.apply(types, desired, opts).await {
+        Ok(p) => {
+            let p = Arc::new(p);
+            if let (Some(cache), Some(key)) = (dry_runs, cache_key) {
+                cache.put(key, live_version, Arc::clone(&p));
+            }
+            (Some(p), None)
+        }
+        Err(berth_cluster::apply::ApplyError::Refused { code: 404, .. }) => (None, None),
+        Err(e) => (None, Some(e.to_string())),
+    }
 }
 
 fn resource_status(

@@ -15,10 +15,14 @@ use berth_cluster::apply::{
 use berth_cluster::discovery::ResourceTypes;
 use berth_engine::health::{HealthChecks, Status};
 use berth_engine::plan::{ObjectRef, Phase, Plan, Propagation, Step};
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// How long a wave may take to become healthy, and a hook to finish.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(300);
+
+/// Applies in flight at once within a batch of one kind.
+pub const APPLY_CONCURRENCY: usize = 8;
 
 /// The message of a terminated operation, as Argo CD writes it.
 pub const TERMINATED: &str = "Operation terminated";
@@ -139,11 +143,54 @@ impl Executor<'_> {
             }
         }
         let mut failure = None;
-        for (phase, step) in all {
+        let mut i = 0;
+        while i < all.len() {
             if self.cancelled() {
                 failure = Some(TERMINATED.to_string());
                 break;
             }
+            // Consecutive applies of one kind in one phase go out together
+            // (as Argo CD applies a wave's resources concurrently); kinds
+            // stay in order, so namespaces and CRDs come first.
+            let batch: Vec<&berth_engine::plan::ApplyStep> = all[i..]
+                .iter()
+                .map_while(|(phase, step)| match step {
+                    Step::Apply(a) if *phase == all[i].0 => Some(a),
+                    _ => None,
+                })
+                .take_while(|a| match &all[i].1 {
+                    Step::Apply(first) => first.object.kind == a.object.kind,
+                    _ => false,
+                })
+                .collect();
+            if batch.len() > 1 {
+                let phase = all[i].0;
+                i += batch.len();
+                // Built first: a closure inside the stream would make the
+                // future lose `Send`.
+                let mut applies = Vec::with_capacity(batch.len());
+                for a in batch {
+                    applies.push(self.apply(a, phase, dry_run));
+                }
+                let results: Vec<(Value, Result<(), String>)> = futures::stream::iter(applies)
+                    .buffered(APPLY_CONCURRENCY)
+                    .collect()
+                    .await;
+                for (r, outcome) in results {
+                    progress.resources.push(r);
+                    if let Err(m) = outcome
+                        && failure.is_none()
+                    {
+                        failure = Some(m);
+                    }
+                }
+                if failure.is_some() {
+                    break;
+                }
+                continue;
+            }
+            let (phase, step) = all[i];
+            i += 1;
             if let Err(message) = self.step(step, phase, dry_run, &mut progress).await {
                 failure = Some(message);
                 break;
@@ -179,6 +226,49 @@ impl Executor<'_> {
         }
     }
 
+    /// Applies one resource: its `syncResult` entry and whether it worked.
+    async fn apply(
+        &self,
+        a: &berth_engine::plan::ApplyStep,
+        phase: Phase,
+        dry_run: bool,
+    ) -> (Value, Result<(), String>) {
+        let Some(obj) = self.desired.get(&a.object) else {
+            let message = format!("{}: not in the desired objects", a.object);
+            return (
+                result(&a.object, phase, "SyncFailed", message.clone(), false),
+                Err(message),
+            );
+        };
+        // Git owns what it declares: conflicts with other field managers
+        // are resolved in Git's favour, as Argo CD's server-side apply does
+        // (`--force-conflicts`).
+        let opts = ClusterApply {
+            force: true,
+            dry_run,
+        };
+        match self.applier.apply(self.types, obj, opts).await {
+            Ok(_) => (
+                result(
+                    &a.object,
+                    phase,
+                    "Synced",
+                    format!(
+                        "{} {} serverside-applied",
+                        a.object.kind.to_lowercase(),
+                        a.object.name
+                    ),
+                    false,
+                ),
+                Ok(()),
+            ),
+            Err(e) => (
+                result(&a.object, phase, "SyncFailed", e.to_string(), false),
+                Err(e.to_string()),
+            ),
+        }
+    }
+
     /// Whether termination was asked for.
     pub fn cancelled(&self) -> bool {
         self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
@@ -209,42 +299,9 @@ impl Executor<'_> {
                     .map_err(|e| e.to_string())
             }
             Step::Apply(a) => {
-                let Some(obj) = self.desired.get(&a.object) else {
-                    return Err(format!("{}: not in the desired objects", a.object));
-                };
-                // Git owns what it declares: conflicts with other field
-                // managers are resolved in Git's favour, as Argo CD's
-                // server-side apply does (`--force-conflicts`).
-                let opts = ClusterApply {
-                    force: true,
-                    dry_run,
-                };
-                match self.applier.apply(self.types, obj, opts).await {
-                    Ok(_) => {
-                        progress.resources.push(result(
-                            &a.object,
-                            phase,
-                            "Synced",
-                            format!(
-                                "{} {} serverside-applied",
-                                a.object.kind.to_lowercase(),
-                                a.object.name
-                            ),
-                            false,
-                        ));
-                        Ok(())
-                    }
-                    Err(e) => {
-                        progress.resources.push(result(
-                            &a.object,
-                            phase,
-                            "SyncFailed",
-                            e.to_string(),
-                            false,
-                        ));
-                        Err(e.to_string())
-                    }
-                }
+                let (r, outcome) = self.apply(a, phase, dry_run).await;
+                progress.resources.push(r);
+                outcome
             }
             Step::Hook(h) => {
                 let Some(obj) = self.desired.get(&h.object) else {
