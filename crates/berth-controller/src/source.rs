@@ -474,11 +474,23 @@ fn job_for_source(
     let (root, path, source_type, resolved) = match &source.chart {
         Some(chart) => {
             let bin = tool::find("helm", None)?;
+            // A Helm repository's credentials come from the same Secrets
+            // (`type: helm`).
+            let project = Some(app.spec.project.as_str()).filter(|p| !p.is_empty());
+            let creds = sources
+                .credentials
+                .and_then(|c| c.lookup(&source.repo_url, project));
             let chart_ref = ChartRef {
                 repo_url: source.repo_url.clone(),
                 chart: chart.clone(),
                 version: revision.clone(),
                 pass_credentials: helm_src.pass_credentials,
+                username: creds.as_ref().and_then(|c| c.username.clone()),
+                password: creds
+                    .as_ref()
+                    .and_then(|c| c.password.as_ref())
+                    .map(|p| p.expose().to_string()),
+                insecure: creds.as_ref().is_some_and(|c| c.insecure),
                 ..Default::default()
             };
             let dir = helm::pull(&chart_ref, &sources.charts_dir, &bin, &work.join("pull"))?;
