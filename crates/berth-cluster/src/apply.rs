@@ -2,7 +2,7 @@
 //! the controller learns the exact object a sync would produce) and delete.
 
 use kube::api::{
-    DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
+    DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
 };
 use kube::{Api, Client};
 use serde_json::Value;
@@ -207,6 +207,45 @@ impl Applier {
             .patch(&name, &params, &Patch::Apply(obj))
             .await
             .map_err(|e| classify(describe(obj), e))?;
+        serde_json::to_value(stored).map_err(|e| ApplyError::Malformed {
+            object: describe(obj),
+            message: format!("the API server's answer is not an object: {e}"),
+        })
+    }
+
+    /// `kubectl replace` (`Replace=true`): creates `obj` when it does not
+    /// exist, otherwise replaces the live object whole (fields Git does not
+    /// set are dropped, whoever set them), guarded by the live
+    /// `resourceVersion` so a concurrent change is not overwritten blindly.
+    /// Returns the stored object.
+    pub async fn replace(
+        &self,
+        types: &ResourceTypes,
+        obj: &Value,
+        dry_run: bool,
+    ) -> Result<Value, ApplyError> {
+        let (api, name) = self.api(types, obj)?;
+        let params = PostParams {
+            dry_run,
+            field_manager: Some(self.manager.clone()),
+        };
+        let malformed = |e: serde_json::Error| ApplyError::Malformed {
+            object: describe(obj),
+            message: format!("not a Kubernetes object: {e}"),
+        };
+        let mut desired: DynamicObject = serde_json::from_value(obj.clone()).map_err(malformed)?;
+        let stored = match api
+            .get_opt(&name)
+            .await
+            .map_err(|e| classify(describe(obj), e))?
+        {
+            None => api.create(&params, &desired).await,
+            Some(live) => {
+                desired.metadata.resource_version = live.metadata.resource_version.clone();
+                api.replace(&name, &params, &desired).await
+            }
+        }
+        .map_err(|e| classify(describe(obj), e))?;
         serde_json::to_value(stored).map_err(|e| ApplyError::Malformed {
             object: describe(obj),
             message: format!("the API server's answer is not an object: {e}"),

@@ -240,24 +240,66 @@ impl Executor<'_> {
                 Err(message),
             );
         };
-        // Git owns what it declares: conflicts with other field managers
-        // are resolved in Git's favour, as Argo CD's server-side apply does
-        // (`--force-conflicts`).
-        let opts = ClusterApply {
-            force: true,
-            dry_run,
+        use berth_engine::plan::ApplyStrategy;
+        let replace = matches!(
+            a.options.strategy,
+            ApplyStrategy::Create | ApplyStrategy::Replace | ApplyStrategy::Update
+        );
+        let mut done = if replace {
+            self.applier.replace(self.types, obj, dry_run).await
+        } else {
+            // Git owns what it declares: conflicts with other field
+            // managers are resolved in Git's favour, as Argo CD's
+            // server-side apply does (`--force-conflicts`).
+            let opts = ClusterApply {
+                force: true,
+                dry_run,
+            };
+            self.applier.apply(self.types, obj, opts).await
         };
-        match self.applier.apply(self.types, obj, opts).await {
+        let mut verb = if replace {
+            "replaced"
+        } else {
+            "serverside-applied"
+        };
+        // `Force=true`: a change the API server refuses as invalid (an
+        // immutable field) is made by deleting and creating the object.
+        if a.options.force
+            && !dry_run
+            && matches!(
+                done,
+                Err(berth_cluster::apply::ApplyError::Refused { code: 422, .. })
+            )
+        {
+            let recreated = async {
+                let live = self.applier.get(self.types, obj).await?;
+                if let Some(live) = live {
+                    self.applier
+                        .delete(self.types, &live, ClusterPropagation::Foreground)
+                        .await?;
+                }
+                Ok::<_, berth_cluster::apply::ApplyError>(())
+            }
+            .await;
+            done = match recreated {
+                Err(e) => Err(e),
+                Ok(()) => match self.wait_deleted(&a.object).await {
+                    Err(m) => Err(berth_cluster::apply::ApplyError::Malformed {
+                        object: a.object.to_string(),
+                        message: m,
+                    }),
+                    Ok(()) => self.applier.replace(self.types, obj, false).await,
+                },
+            };
+            verb = "recreated";
+        }
+        match done {
             Ok(_) => (
                 result(
                     &a.object,
                     phase,
                     "Synced",
-                    format!(
-                        "{} {} serverside-applied",
-                        a.object.kind.to_lowercase(),
-                        a.object.name
-                    ),
+                    format!("{} {} {verb}", a.object.kind.to_lowercase(), a.object.name),
                     false,
                 ),
                 Ok(()),

@@ -329,3 +329,198 @@ async fn without_prune_a_removed_object_is_left_and_marked() {
     .await;
     h.finish().await;
 }
+
+fn waved(name: &str, wave: i32) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n    argocd.argoproj.io/sync-wave: \"{wave}\"\ndata:\n  wave: \"{wave}\"\n"
+    )
+}
+
+const CRASHING: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: crashing\n  annotations:\n    argocd.argoproj.io/sync-wave: \"1\"\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 3\n  selector:\n    matchLabels: {app: crashing}\n  template:\n    metadata:\n      labels: {app: crashing}\n      annotations:\n        testenv.berth.io/fault: CrashLoopBackOff\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.0\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waves_run_in_order_and_crash_looping_pods_stop_the_sync_degraded() {
+    let h = Harness::start(
+        "waves",
+        &[
+            ("app/early.yaml", &waved("early", -1)),
+            ("app/zero.yaml", &waved("zero", 0)),
+            ("app/crashing.yaml", CRASHING),
+            ("app/late.yaml", &waved("late", 2)),
+        ],
+        "",
+        Duration::from_secs(30),
+    )
+    .await;
+    until("compared", || {
+        h.app()["status"]["sync"]["status"] == "OutOfSync"
+    })
+    .await;
+    kubectl(
+        &h.ns,
+        &[
+            "patch",
+            "app",
+            &h.name,
+            "-n",
+            &h.control,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"operation":{"sync":{}}}"#,
+        ],
+        None,
+    );
+    until("the sync to fail on the degraded wave", || {
+        h.app()["status"]["operationState"]["phase"] == "Failed"
+    })
+    .await;
+    let app = h.app();
+    let state = &app["status"]["operationState"];
+    let message = state["message"].as_str().unwrap();
+    assert!(
+        message.contains("crashing") && message.contains("Degraded"),
+        "{message}"
+    );
+    let applied: Vec<&str> = state["syncResult"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["early", "zero", "crashing"], "waves in order");
+    assert!(
+        !exists(&h.ns, "configmap/late"),
+        "the wave after a degraded one never runs"
+    );
+    until("the app Degraded", || {
+        h.app()["status"]["health"]["status"] == "Degraded"
+    })
+    .await;
+    h.finish().await;
+}
+
+fn replaced(value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: replaced\n  annotations:\n    argocd.argoproj.io/sync-options: Replace=true\ndata:\n  value: {value}\n"
+    )
+}
+
+fn frozen(value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\n  annotations:\n    argocd.argoproj.io/sync-options: Force=true\nimmutable: true\ndata:\n  value: {value}\n"
+    )
+}
+
+fn json_of(h: &Harness, what: &str) -> Value {
+    serde_json::from_str(&kubectl(
+        &h.ns,
+        &["get", what, "-n", &h.ns.name, "-o", "json"],
+        None,
+    ))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_and_force_sync_options() {
+    let h = Harness::start(
+        "replace",
+        &[
+            ("app/replaced.yaml", &replaced("a")),
+            ("app/frozen.yaml", &frozen("v1")),
+        ],
+        "",
+        Duration::from_secs(30),
+    )
+    .await;
+    let sync = |count: usize| {
+        kubectl(
+            &h.ns,
+            &[
+                "patch",
+                "app",
+                &h.name,
+                "-n",
+                &h.control,
+                "--type",
+                "merge",
+                "-p",
+                r#"{"operation":{"sync":{}}}"#,
+            ],
+            None,
+        );
+        let h = &h;
+        async move {
+            until("the sync to succeed", || {
+                let app = h.app();
+                app["status"]["history"].as_array().map(|a| a.len()) == Some(count)
+                    && app.get("operation").is_none()
+            })
+            .await;
+            let app = h.app();
+            assert_eq!(
+                app["status"]["operationState"]["phase"], "Succeeded",
+                "{:#}",
+                app["status"]["operationState"]
+            );
+        }
+    };
+    until("compared", || {
+        h.app()["status"]["sync"]["status"] == "OutOfSync"
+    })
+    .await;
+    sync(1).await;
+    let first_uid = json_of(&h, "configmap/frozen")["metadata"]["uid"].clone();
+    kubectl(
+        &h.ns,
+        &[
+            "label",
+            "configmap",
+            "replaced",
+            "-n",
+            &h.ns.name,
+            "by-hand=yes",
+        ],
+        None,
+    );
+    h.repo
+        .commit(
+            &[
+                ("app/replaced.yaml", &replaced("b")),
+                ("app/frozen.yaml", &frozen("v2")),
+            ],
+            "change both",
+        )
+        .unwrap();
+    h.repo.push("main").unwrap();
+    sync(2).await;
+    let r = json_of(&h, "configmap/replaced");
+    assert_eq!(r["data"]["value"], "b");
+    assert!(
+        r["metadata"]["labels"].get("by-hand").is_none(),
+        "a replace drops what Git does not declare: {:#}",
+        r["metadata"]
+    );
+    let f = json_of(&h, "configmap/frozen");
+    assert_eq!(
+        f["data"]["value"], "v2",
+        "an immutable object is recreated with Force=true"
+    );
+    assert_ne!(f["metadata"]["uid"], first_uid);
+    let results = h.app()["status"]["operationState"]["syncResult"]["resources"].clone();
+    let messages: Vec<&str> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.contains(&"configmap replaced replaced"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"configmap frozen recreated"),
+        "{messages:?}"
+    );
+    h.finish().await;
+}
