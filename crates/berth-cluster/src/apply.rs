@@ -150,6 +150,11 @@ impl Applier {
         }
     }
 
+    /// The client it uses.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     fn api(
         &self,
         types: &ResourceTypes,

@@ -8,7 +8,7 @@
 //! objects are simply unknown, and the error says which type and why.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use berth_engine::tracking::{Owner, Tracking};
@@ -119,22 +119,26 @@ impl State {
 pub struct LiveCache {
     state: Arc<RwLock<State>>,
     changes: broadcast::Sender<Change>,
-    tasks: Vec<JoinHandle<()>>,
-    watched: Vec<(String, String)>,
+    client: Client,
+    tracking: Arc<Tracking>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    watched: RwLock<Vec<(String, String)>>,
 }
 
 impl std::fmt::Debug for LiveCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveCache")
-            .field("watched", &self.watched.len())
+            .field("watched", &self.watched().len())
             .finish()
     }
 }
 
 impl Drop for LiveCache {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        if let Ok(tasks) = self.tasks.lock() {
+            for t in tasks.iter() {
+                t.abort();
+            }
         }
     }
 }
@@ -156,33 +160,53 @@ impl LiveCache {
         tracking: Tracking,
         include: impl Fn(&ResourceType) -> bool,
     ) -> LiveCache {
-        let state = Arc::new(RwLock::new(State::default()));
         let (changes, _) = broadcast::channel(4096);
-        let tracking = Arc::new(tracking);
-        let mut tasks = Vec::new();
-        let mut watched = Vec::new();
+        let cache = LiveCache {
+            state: Arc::new(RwLock::new(State::default())),
+            changes,
+            client: client.clone(),
+            tracking: Arc::new(tracking),
+            tasks: Mutex::new(Vec::new()),
+            watched: RwLock::new(Vec::new()),
+        };
+        cache.watch_more(types, include);
+        cache
+    }
+
+    /// Starts watches for the types of `types` not watched yet (a CRD was
+    /// installed, an API service came up) that `include` accepts; returns
+    /// the (group, kind) pairs added.
+    pub fn watch_more(
+        &self,
+        types: &ResourceTypes,
+        include: impl Fn(&ResourceType) -> bool,
+    ) -> Vec<(String, String)> {
+        let (Ok(mut watched), Ok(mut tasks)) = (self.watched.write(), self.tasks.lock()) else {
+            return Vec::new();
+        };
+        let mut added = Vec::new();
         for t in types.kinds() {
             let gk = (t.resource.group.clone(), t.resource.kind.clone());
-            if !t.watchable() || EXCLUDED.contains(&(gk.0.as_str(), gk.1.as_str())) || !include(t) {
+            if !t.watchable()
+                || EXCLUDED.contains(&(gk.0.as_str(), gk.1.as_str()))
+                || !include(t)
+                || watched.contains(&gk)
+            {
                 continue;
             }
             watched.push(gk.clone());
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &t.resource);
+            added.push(gk.clone());
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &t.resource);
             tasks.push(tokio::spawn(watch_type(
                 api,
                 gk,
-                Arc::clone(&state),
-                changes.clone(),
-                Arc::clone(&tracking),
+                Arc::clone(&self.state),
+                self.changes.clone(),
+                Arc::clone(&self.tracking),
             )));
         }
         watched.sort();
-        LiveCache {
-            state,
-            changes,
-            tasks,
-            watched,
-        }
+        added
     }
 
     /// Changes from now on.
@@ -226,9 +250,9 @@ impl LiveCache {
         self.len() == 0
     }
 
-    /// The watched (group, kind) pairs.
-    pub fn watched(&self) -> &[(String, String)] {
-        &self.watched
+    /// The watched (group, kind) pairs, sorted.
+    pub fn watched(&self) -> Vec<(String, String)> {
+        self.watched.read().map(|w| w.clone()).unwrap_or_default()
     }
 
     /// Types that cannot be watched, with the reason, e.g. forbidden by
@@ -254,7 +278,7 @@ impl LiveCache {
                 .state
                 .read()
                 .map(|s| {
-                    self.watched
+                    self.watched()
                         .iter()
                         .all(|gk| s.synced.contains(gk) || s.errors.contains_key(gk))
                 })

@@ -27,7 +27,7 @@ use berth_render::cache::RenderCache;
 use berth_source::creds::{CredentialStore, RepoSecret};
 use berth_source::poll::RefPoller;
 use berth_source::repo::{CacheOptions, RepoCache};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -150,7 +150,9 @@ impl Queue {
 
 struct Shared {
     config: Config,
-    types: ResourceTypes,
+    /// The cluster's types, discovered again when CRDs or API services
+    /// change.
+    types: RwLock<Arc<ResourceTypes>>,
     live: LiveCache,
     repos: Arc<RepoCache>,
     /// One `ls-remote` per repository per interval, shared by its apps.
@@ -190,6 +192,14 @@ struct Shared {
 }
 
 impl Shared {
+    /// The cluster's types as last discovered.
+    fn types(&self) -> Arc<ResourceTypes> {
+        self.types
+            .read()
+            .map(|t| Arc::clone(&t))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
     /// The settings in force now.
     fn settings(&self) -> Arc<ControllerSettings> {
         self.settings
@@ -347,7 +357,7 @@ impl Controller {
             shared: Arc::new(Shared {
                 applier: Applier::new(client.clone(), FIELD_MANAGER),
                 config,
-                types,
+                types: RwLock::new(Arc::new(types)),
                 live,
                 repos,
                 poller,
@@ -390,6 +400,7 @@ impl Controller {
             tokio::spawn(resync(Arc::clone(&shared))),
             tokio::spawn(watch_argocd_cm(Arc::clone(&shared), self.client.clone())),
             tokio::spawn(watch_repo_secrets(Arc::clone(&shared), self.client.clone())),
+            tokio::spawn(watch_api_types(Arc::clone(&shared), self.client.clone())),
         ];
         let limit = Arc::new(Semaphore::new(shared.config.workers.max(1)));
         let workers = {
@@ -555,6 +566,51 @@ async fn watch_argocd_cm(shared: Arc<Shared>, client: Client) {
         tracing::info!("argocd-cm changed; comparing every app again");
         for app in shared.all_apps() {
             shared.queue.push(&app);
+        }
+    }
+}
+
+/// Follows CustomResourceDefinitions and APIServices: after a change, the
+/// cluster's types are discovered again and the new ones watched, so an
+/// app that installs a CRD can manage its custom resources.
+async fn watch_api_types(shared: Arc<Shared>, client: Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+    let crds = watcher::watcher(
+        Api::<CustomResourceDefinition>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .map(|e| matches!(e, Ok(WatchEvent::Apply(_) | WatchEvent::Delete(_))));
+    let services = watcher::watcher(
+        Api::<APIService>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .map(|e| matches!(e, Ok(WatchEvent::Apply(_) | WatchEvent::Delete(_))));
+    let mut changes = futures::stream::select(crds.boxed(), services.boxed());
+    while let Some(changed) = changes.next().await {
+        if !changed {
+            continue;
+        }
+        // A CRD changes several times on its way to Established: one
+        // discovery for the burst.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while let Some(Some(_)) = changes.next().now_or_never() {}
+        match ResourceTypes::discover(&client).await {
+            Ok(types) => {
+                let settings = shared.settings();
+                let added = shared.live.watch_more(&types, |t| {
+                    !settings
+                        .resources
+                        .excluded(&t.resource.group, &t.resource.kind, IN_CLUSTER)
+                });
+                if let Ok(mut current) = shared.types.write() {
+                    *current = Arc::new(types);
+                }
+                if !added.is_empty() {
+                    tracing::info!(types = ?added, "new resource types watched");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "discovering resource types again"),
         }
     }
 }
@@ -1196,7 +1252,7 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, stored: &Value, hard: boo
             customizations: &settings.customizations,
             dry_runs: (!hard).then_some(&shared.dry_runs),
         },
-        &shared.types,
+        &shared.types(),
         &shared.applier,
         &settings.checks,
     )
@@ -1428,8 +1484,9 @@ async fn run_sync(
             hooks: Vec::new(),
         },
         Ok(()) => {
+            let types = shared.types();
             let executor = Executor {
-                types: &shared.types,
+                types: &types,
                 applier: &shared.applier,
                 checks: &settings.checks,
                 desired: ready

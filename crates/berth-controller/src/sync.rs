@@ -245,18 +245,23 @@ impl Executor<'_> {
             a.options.strategy,
             ApplyStrategy::Create | ApplyStrategy::Replace | ApplyStrategy::Update
         );
-        let mut done = if replace {
-            self.applier.replace(self.types, obj, dry_run).await
-        } else {
-            // Git owns what it declares: conflicts with other field
-            // managers are resolved in Git's favour, as Argo CD's
-            // server-side apply does (`--force-conflicts`).
-            let opts = ClusterApply {
-                force: true,
-                dry_run,
-            };
-            self.applier.apply(self.types, obj, opts).await
-        };
+        let mut done = self.apply_with(self.types, obj, replace, dry_run).await;
+        // A type the sync itself installs (a CRD in an earlier wave) is
+        // served once its definition is established: discover again, for
+        // up to 10 s.
+        let mut tries = 0;
+        while matches!(
+            done,
+            Err(berth_cluster::apply::ApplyError::UnknownType { .. })
+        ) && tries < 50
+            && !dry_run
+        {
+            tries += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Ok(fresh) = ResourceTypes::discover(self.applier.client()).await {
+                done = self.apply_with(&fresh, obj, replace, dry_run).await;
+            }
+        }
         let mut verb = if replace {
             "replaced"
         } else {
@@ -309,6 +314,26 @@ impl Executor<'_> {
                 Err(e.to_string()),
             ),
         }
+    }
+
+    async fn apply_with(
+        &self,
+        types: &ResourceTypes,
+        obj: &Value,
+        replace: bool,
+        dry_run: bool,
+    ) -> Result<Value, berth_cluster::apply::ApplyError> {
+        if replace {
+            return self.applier.replace(types, obj, dry_run).await;
+        }
+        // Git owns what it declares: conflicts with other field managers
+        // are resolved in Git's favour, as Argo CD's server-side apply does
+        // (`--force-conflicts`).
+        let opts = ClusterApply {
+            force: true,
+            dry_run,
+        };
+        self.applier.apply(types, obj, opts).await
     }
 
     /// Whether termination was asked for.

@@ -524,3 +524,90 @@ async fn replace_and_force_sync_options() {
     );
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_installs_a_crd_and_manages_its_resources() {
+    let group = format!(
+        "t{}.example.com",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let crd = format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
+    );
+    let widget = |size: &str| {
+        format!(
+            "apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: gear\n  annotations:\n    argocd.argoproj.io/sync-options: SkipDryRunOnMissingResource=true\nspec:\n  size: {size}\n"
+        )
+    };
+    let h = Harness::start(
+        "crd",
+        &[
+            ("app/crd.yaml", &crd),
+            ("app/widget.yaml", &widget("small")),
+        ],
+        "",
+        Duration::from_secs(30),
+    )
+    .await;
+    until("compared", || {
+        h.app()["status"]["sync"]["status"] == "OutOfSync"
+    })
+    .await;
+    kubectl(
+        &h.ns,
+        &[
+            "patch",
+            "app",
+            &h.name,
+            "-n",
+            &h.control,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"operation":{"sync":{}}}"#,
+        ],
+        None,
+    );
+    until("synced, the custom resource included", || {
+        let app = h.app();
+        app["status"]["operationState"]["phase"] == "Succeeded"
+            && app["status"]["sync"]["status"] == "Synced"
+            && app["status"]["resources"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["kind"] == "Widget" && r["status"] == "Synced")
+            })
+    })
+    .await;
+    // The new type is watched: a change by hand is seen.
+    kubectl(
+        &h.ns,
+        &[
+            "patch",
+            &format!("widgets.{group}"),
+            "gear",
+            "-n",
+            &h.ns.name,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"size":"large"}}"#,
+        ],
+        None,
+    );
+    until("drift on the custom resource", || {
+        h.app()["status"]["resources"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|r| r["kind"] == "Widget" && r["status"] == "OutOfSync")
+        })
+    })
+    .await;
+    kubectl(
+        &h.ns,
+        &["delete", "crd", &format!("widgets.{group}"), "--wait=false"],
+        None,
+    );
+    h.finish().await;
+}
