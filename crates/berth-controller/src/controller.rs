@@ -185,8 +185,9 @@ struct Shared {
     /// Requested operations already run, as `app@resourceVersion` of the
     /// Application that carried them.
     handled: Mutex<HashSet<String>>,
-    /// The latest automated sync per app: (revision, failed).
-    recent: Mutex<HashMap<String, (String, bool)>>,
+    /// The latest automated sync per app: (revision, failed, the sources
+    /// it synced).
+    recent: Mutex<HashMap<String, (String, bool, Value)>>,
     /// Self-heal back-off per app: (revision, attempts, last attempt).
     heal: Mutex<HashMap<String, (String, u32, tokio::time::Instant)>>,
 }
@@ -877,8 +878,9 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                 .lock()
                 .ok()
                 .and_then(|r| r.get(name).cloned())
+                .filter(|(_, _, sources)| *sources == sources_of(&raw))
                 .as_ref()
-                .map(|(rev, failed)| (rev.as_str(), *failed)),
+                .map(|(rev, failed, _)| (rev.as_str(), *failed)),
         );
         if decision == Decision::Nothing
             && !heal_allowed
@@ -1025,9 +1027,18 @@ struct Compared {
 struct Ready {
     app: Application,
     objects: Vec<Value>,
+    /// The first source's revision (Argo CD's `revision`).
     revision: String,
+    /// Every rendering source's revision (Argo CD's `revisions`).
+    revisions: Vec<String>,
     comparison: compare::Comparison,
     live: Vec<Arc<Value>>,
+}
+
+/// An app's `spec.source` and `spec.sources`, to tell whether they are the
+/// ones synced last.
+fn sources_of(raw: &Value) -> Value {
+    json!([raw.pointer("/spec/source"), raw.pointer("/spec/sources")])
 }
 
 /// The repositories an Application's sources (and a requested
@@ -1313,6 +1324,7 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, stored: &Value, hard: boo
         ready: Some(Ready {
             app,
             revision: rendered.revisions.first().cloned().unwrap_or_default(),
+            revisions: rendered.revisions.clone(),
             objects: rendered.objects,
             comparison: c,
             live,
@@ -1543,7 +1555,11 @@ async fn run_sync(
     {
         recent.insert(
             name.to_string(),
-            (ready.revision.clone(), outcome.phase != "Succeeded"),
+            (
+                ready.revision.clone(),
+                outcome.phase != "Succeeded",
+                sources_of(raw),
+            ),
         );
     }
     let finished = rfc3339(SystemTime::now());
@@ -1571,10 +1587,12 @@ async fn run_sync(
             .await;
     }
     // What was synced: a rollback's source, not the spec's.
-    let source = with_operation(raw)
+    let synced = with_operation(raw);
+    let source = synced
         .pointer("/spec/source")
         .cloned()
         .unwrap_or(Value::Null);
+    let sources = synced.pointer("/spec/sources").cloned();
     let all_results = outcome.resources;
     let (shown, cut) = record::fit(
         all_results.clone(),
@@ -1591,6 +1609,9 @@ async fn run_sync(
         "retryCount": null,
         "berth": null,
     });
+    if let Some(sources) = &sources {
+        state["syncResult"]["sources"] = sources.clone();
+    }
     if retry_count > 0 {
         state["retryCount"] = json!(retry_count);
     }
@@ -1615,14 +1636,19 @@ async fn run_sync(
             .max()
             .unwrap_or(-1)
             + 1;
-        history.push(json!({
+        let mut entry = json!({
             "id": id,
             "revision": ready.revision,
             "source": source,
             "deployStartedAt": started,
             "deployedAt": finished,
             "initiatedBy": request.initiated_by,
-        }));
+        });
+        if let Some(sources) = &sources {
+            entry["sources"] = sources.clone();
+            entry["revisions"] = json!(ready.revisions);
+        }
+        history.push(entry);
         // Argo CD's default revisionHistoryLimit.
         let limit = raw
             .pointer("/spec/revisionHistoryLimit")

@@ -109,7 +109,9 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 /// sync status, the revision it compared, whether the desired state is
 /// empty, and whether self-heal's back-off allows another attempt now.
 /// `recent` is the controller's own memory of its latest automated sync of
-/// this app (revision, failed), which the stored status may not show yet.
+/// this app (revision, failed), which the stored status may not show yet;
+/// the caller passes it only when the app's sources are the ones synced
+/// then.
 pub fn decide(
     app: &Value,
     sync: SyncStatus,
@@ -183,10 +185,21 @@ pub fn decide(
         .and_then(|l| l.get("phase"))
         .and_then(Value::as_str)
         .is_some_and(|p| p == "Failed" || p == "Error");
+    // Once per (revision, parameters), as Argo CD: a changed source (Helm
+    // parameters, a path) with the same commit is synced again. A record
+    // without its source counts as the same.
+    let same_source = last.is_none_or(|l| {
+        let recorded = |field: &str| l.pointer(&format!("/syncResult/{field}"));
+        let spec = |field: &str| app.pointer(&format!("/spec/{field}"));
+        ["source", "sources"].iter().all(|f| match recorded(f) {
+            None | Some(Value::Null) => true,
+            Some(r) => Some(r) == spec(f),
+        })
+    });
     let (attempted, failed) = match recent {
         Some((rev, failed)) if rev == revision => (true, failed),
         _ => (
-            last_automated && last_revision == Some(revision),
+            last_automated && last_revision == Some(revision) && same_source,
             last_failed,
         ),
     };
@@ -449,6 +462,20 @@ mod tests {
         assert_eq!(r.sync_options, vec!["CreateNamespace=true"]);
         assert_eq!(r.initiated_by["username"], "alice");
         assert!(r.resources.is_empty() && !r.force && !r.skip_hooks);
+    }
+
+    #[test]
+    fn automated_syncs_again_when_the_parameters_change() {
+        let source = json!({"repoURL": "r", "path": "p", "helm": {"parameters": [{"name": "a", "value": "1"}]}});
+        let mut a = app(json!({"automated": {}}), Value::Null, Value::Null);
+        a["spec"]["source"] = source.clone();
+        a["status"]["operationState"] = json!({"operation": {"initiatedBy": {"automated": true}},
+            "phase": "Succeeded", "syncResult": {"revision": "abc", "source": source}});
+        let d = decide(&a, SyncStatus::OutOfSync, "abc", false, true, None);
+        assert_eq!(d, Decision::Nothing, "same revision, same parameters");
+        a["spec"]["source"]["helm"]["parameters"][0]["value"] = json!("2");
+        let d = decide(&a, SyncStatus::OutOfSync, "abc", false, true, None);
+        assert!(is_sync(&d), "same revision, new parameters: {d:?}");
     }
 
     #[test]
