@@ -395,6 +395,11 @@ impl Controller {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Stopped {
         let shared = self.shared;
         let _ = shared.live.wait_ready(Duration::from_secs(60)).await;
+        // Types it may not list or watch (RBAC) are reported, not fatal:
+        // their objects are unknown to comparisons.
+        for ((group, kind), why) in shared.live.errors() {
+            tracing::warn!(group = %group, kind = %kind, error = %why, "resource type not watched");
+        }
         let mut tasks = vec![
             tokio::spawn(watch_apps(Arc::clone(&shared))),
             tokio::spawn(watch_live(Arc::clone(&shared))),

@@ -274,6 +274,63 @@ fn demo_environments_sync_by_their_policies() {
             .success()
     };
     assert!(daemon_running(), "the demo's git daemon serves");
+
+    // The Application of the design document, applied verbatim with kubectl
+    // (only its repoURL pointed at a reachable repository).
+    let fixture = berth_testenv::git::GitFixture::new().unwrap();
+    fixture
+        .create_repo(
+            "yourrepo",
+            &[(
+                "services/my-service/config.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: my-service\ndata:\n  greeting: hello\n",
+            )],
+        )
+        .unwrap();
+    let server = berth_testenv::git::git_daemon(&fixture).unwrap();
+    let example = include_str!("example-application.yaml").replace(
+        "https://github.com/yourorg/yourrepo",
+        &format!("git://127.0.0.1:{}/yourrepo.git", server.port),
+    );
+    kubectl(&kubeconfig, &["create", "namespace", "production"]);
+    let mut apply = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    apply
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(example.as_bytes())
+        .unwrap();
+    assert!(apply.wait().unwrap().success());
+    let mut synced = false;
+    for _ in 0..600 {
+        if status("my-service") == ("Synced".into(), "Healthy".into()) {
+            synced = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(synced, "my-service: {:?}", status("my-service"));
+    let greeting = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "configmap",
+            "my-service",
+            "-n",
+            "production",
+            "-o",
+            "jsonpath={.data.greeting}",
+        ],
+    );
+    assert_eq!(greeting, "hello");
+
     let status = stop(running.0.take().unwrap(), "TERM");
     assert!(status.success(), "{status:?}");
     assert!(
