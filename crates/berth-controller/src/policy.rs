@@ -135,6 +135,14 @@ pub fn decide(
     let empty_refusal = "the desired state is empty and pruning would delete every resource of the application; set spec.syncPolicy.automated.allowEmpty: true if that is intended".to_string();
 
     if let Some(op) = app.pointer("/operation/sync").filter(|o| o.is_object()) {
+        // A rollback (an operation carrying a history entry's source)
+        // would be undone at once by the automated policy; Argo CD refuses
+        // it, and so does this admission point, whatever wrote it.
+        if automated.is_some() && op.get("source").is_some_and(Value::is_object) {
+            return Decision::Refuse(
+                "rollback cannot be initiated when auto-sync is enabled: remove spec.syncPolicy.automated first".into(),
+            );
+        }
         let prune = op.get("prune").and_then(Value::as_bool).unwrap_or(false);
         if prune && desired_empty && !allow_empty {
             return Decision::Refuse(empty_refusal);
@@ -476,6 +484,43 @@ mod tests {
         a["spec"]["source"]["helm"]["parameters"][0]["value"] = json!("2");
         let d = decide(&a, SyncStatus::OutOfSync, "abc", false, true, None);
         assert!(is_sync(&d), "same revision, new parameters: {d:?}");
+    }
+
+    #[test]
+    fn rollback_is_refused_while_automated() {
+        let rollback =
+            json!({"sync": {"revision": "abc", "source": {"repoURL": "r", "path": "p"}}});
+        let a = app(json!({"automated": {}}), Value::Null, rollback.clone());
+        let Decision::Refuse(m) = decide(&a, SyncStatus::OutOfSync, "abc", false, true, None)
+        else {
+            panic!("refused")
+        };
+        assert!(m.contains("auto-sync is enabled"), "{m}");
+        let manual = app(json!({}), Value::Null, rollback);
+        assert!(is_sync(&decide(
+            &manual,
+            SyncStatus::OutOfSync,
+            "abc",
+            false,
+            true,
+            None
+        )));
+        let plain = app(
+            json!({"automated": {}}),
+            Value::Null,
+            json!({"sync": {"revision": "abc"}}),
+        );
+        assert!(
+            is_sync(&decide(
+                &plain,
+                SyncStatus::OutOfSync,
+                "abc",
+                false,
+                true,
+                None
+            )),
+            "a sync to a revision is not a rollback"
+        );
     }
 
     #[test]

@@ -611,3 +611,43 @@ async fn an_app_installs_a_crd_and_manages_its_resources() {
     );
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_heal_reverts_kubectl_scale_of_a_deployment() {
+    let h = Harness::start(
+        "scale-heal",
+        &[("app/deploy.yaml", DEPLOY)],
+        "    automated:\n      selfHeal: true\n",
+        Duration::from_secs(30),
+    )
+    .await;
+    let replicas = || {
+        kubectl(
+            &h.ns,
+            &[
+                "get",
+                "deployment/web",
+                "-n",
+                &h.ns.name,
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+            None,
+        )
+    };
+    until("synced", || {
+        exists(&h.ns, "deployment/web") && h.app()["status"]["sync"]["status"] == "Synced"
+    })
+    .await;
+    kubectl(
+        &h.ns,
+        &["scale", "deployment/web", "-n", &h.ns.name, "--replicas=5"],
+        None,
+    );
+    until("kubectl scale reverted", || replicas() == "2").await;
+    until("Synced again", || {
+        h.app()["status"]["sync"]["status"] == "Synced"
+    })
+    .await;
+    h.finish().await;
+}
