@@ -144,7 +144,7 @@ async fn tracking_and_exclusions_from_argocd_cm() {
     kubectl(&ns, &["create", "namespace", &control], None);
     let settings = |label: &str| {
         format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: {control}\ndata:\n  application.resourceTrackingMethod: label\n  application.instanceLabelKey: {label}\n  resource.exclusions: |\n    - apiGroups: ['']\n      kinds: [Secret]\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: {control}\ndata:\n  application.resourceTrackingMethod: label\n  application.instanceLabelKey: {label}\n  installationID: east\n  resource.exclusions: |\n    - apiGroups: ['']\n      kinds: [Secret]\n"
         )
     };
     kubectl(
@@ -204,6 +204,20 @@ async fn tracking_and_exclusions_from_argocd_cm() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(label("example.com/app").as_deref(), Some(name.as_str()));
+    let installation = kubectl(
+        &ns,
+        &[
+            "get",
+            "configmap",
+            "settings",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.metadata.annotations.argocd\\.argoproj\\.io/installation-id}",
+        ],
+        None,
+    );
+    assert_eq!(installation, "east", "objects carry the installation ID");
     let app_status = || -> Value {
         let app: Value = serde_json::from_str(&kubectl(
             &ns,
