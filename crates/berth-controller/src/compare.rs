@@ -180,6 +180,9 @@ pub async fn compare(
         if berth_engine::plan::is_hook(desired) {
             // Hooks run during syncs; they are not resources to compare.
             pairs.push(berth_engine::plan::Resource::desired(desired.clone()));
+            if let Some(l) = live {
+                resources.push(hook_status(&key, l, checks));
+            }
             continue;
         }
         let api_version = desired
@@ -210,8 +213,9 @@ pub async fn compare(
         diffs.push(d);
     }
     // Tracked live objects Git no longer has.
-    for (_, live) in live_by_key {
+    for (key, live) in live_by_key {
         if berth_engine::plan::is_hook(live) {
+            resources.push(hook_status(&key, live, checks));
             continue;
         }
         let api_version = live
@@ -341,6 +345,28 @@ pub fn summary(live: &[Arc<Value>]) -> Value {
         out["externalURLs"] = json!(urls);
     }
     out
+}
+
+/// A hook a sync left (by its delete policy): listed with `hook: true`, as
+/// Argo CD lists it, but neither compared nor counted in the app's health.
+fn hook_status(key: &ObjectKey, live: &Value, checks: &HealthChecks) -> Value {
+    let version = live
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut r = json!({"group": key.group, "version": version, "kind": key.kind,
+        "namespace": key.namespace, "name": key.name, "status": "Synced", "hook": true});
+    if let Some(m) = r.as_object_mut() {
+        m.retain(|_, v| v.as_str() != Some(""));
+    }
+    if let Some(h) = checks.check(live) {
+        r["health"] = json!({"status": h.status.to_string()});
+    }
+    r
 }
 
 /// Dry runs in flight at once.

@@ -274,6 +274,20 @@ async fn a_failed_presync_hook_stops_the_sync_retries_and_runs_syncfail_hooks() 
         "nothing applied after the failed hook"
     );
     assert!(exists(ns, "configmap/sync-failed"), "SyncFail hook ran");
+    // The hooks left behind are listed as hooks, not as resources to prune.
+    until("the failed hook listed as a hook", || {
+        get_app()["status"]["resources"]
+            .as_array()
+            .is_some_and(|r| {
+                r.iter().any(|r| {
+                    r["kind"] == "Job"
+                        && r["hook"] == true
+                        && r["health"]["status"] == "Degraded"
+                        && r.get("requiresPruning").is_none()
+                })
+            })
+    })
+    .await;
     // Automated: a failed revision is not retried again and again.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(

@@ -32,25 +32,61 @@ pub struct UpArgs {
     /// dev automated with self-heal, staging automated, prod manual.
     #[arg(long)]
     demo: bool,
+
+    /// Use this cluster instead of starting a local control plane (the
+    /// `kubeconfig:` line then names this file).
+    #[arg(long, conflicts_with = "port")]
+    kubeconfig: Option<PathBuf>,
+
+    /// With a kubeconfig (this flag's, `KUBECONFIG` or `~/.kube/config`):
+    /// the context to use instead of starting a local control plane.
+    #[arg(long, conflicts_with = "port")]
+    context: Option<String>,
+}
+
+/// The kubeconfig file kubectl would read: `KUBECONFIG`'s first entry, else
+/// `~/.kube/config`.
+fn default_kubeconfig() -> Option<PathBuf> {
+    if let Some(paths) = std::env::var_os("KUBECONFIG") {
+        return std::env::split_paths(&paths).find(|p| !p.as_os_str().is_empty());
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube").join("config"))
 }
 
 /// Runs `berth up` until Ctrl-C or SIGTERM.
 pub fn run(args: UpArgs) -> Result<()> {
     let data_dir = std::path::absolute(&args.data_dir)
         .with_context(|| format!("data dir {}", args.data_dir.display()))?;
-    let program = berth_testenv::find_tool("berth-testenv")
-        .context("cannot start the local control plane")?;
-    tracing::info!(data_dir = %data_dir.display(), "starting the local control plane");
-    let mut options = Options::default().data_dir(&data_dir);
-    if let Some(port) = args.port {
-        options = options.port(port);
-    }
-    let mut plane = ControlPlane::start_program(&program, options)
-        .context("starting the local control plane")?;
-    tracing::info!(
-        startup_ms = plane.startup_time().as_millis() as u64,
-        "local control plane ready"
-    );
+    // A cluster named on the command line is used as it is; otherwise a
+    // local control plane is started.
+    let external = args.kubeconfig.is_some() || args.context.is_some();
+    let mut plane = if external {
+        None
+    } else {
+        let program = berth_testenv::find_tool("berth-testenv")
+            .context("cannot start the local control plane")?;
+        tracing::info!(data_dir = %data_dir.display(), "starting the local control plane");
+        let mut options = Options::default().data_dir(&data_dir);
+        if let Some(port) = args.port {
+            options = options.port(port);
+        }
+        let plane = ControlPlane::start_program(&program, options)
+            .context("starting the local control plane")?;
+        tracing::info!(
+            startup_ms = plane.startup_time().as_millis() as u64,
+            "local control plane ready"
+        );
+        Some(plane)
+    };
+    let kubeconfig = match (&plane, &args.kubeconfig) {
+        (Some(p), _) => p.kubeconfig().to_path_buf(),
+        (None, Some(k)) => {
+            std::path::absolute(k).with_context(|| format!("--kubeconfig {}", k.display()))?
+        }
+        (None, None) => default_kubeconfig()
+            .context("--context: no kubeconfig file (set KUBECONFIG or give --kubeconfig)")?,
+    };
+    let context = args.context.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -62,10 +98,9 @@ pub fn run(args: UpArgs) -> Result<()> {
     let controller = if args.no_controller {
         None
     } else {
-        let kubeconfig = plane.kubeconfig().to_path_buf();
         let cache = data_dir.join("cache");
         Some(runtime.block_on(async {
-            let client = crate::controller::client(Some(&kubeconfig), None).await?;
+            let client = crate::controller::client(Some(&kubeconfig), context.as_ref()).await?;
             // Started here, so a failure is reported before the line that
             // says everything is ready.
             let controller = Controller::start(
@@ -103,9 +138,8 @@ pub fn run(args: UpArgs) -> Result<()> {
     // Kept until the end: dropping it stops its git daemon.
     let _demo = if args.demo {
         let demo = crate::demo::start(&data_dir)?;
-        let kubeconfig = plane.kubeconfig().to_path_buf();
         let names = runtime.block_on(async {
-            let client = crate::controller::client(Some(&kubeconfig), None).await?;
+            let client = crate::controller::client(Some(&kubeconfig), context.as_ref()).await?;
             crate::demo::apply_applications(&client, berth_api::crds::CONTROL_NAMESPACE, &demo.url)
                 .await
         })?;
@@ -122,7 +156,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         None
     };
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "kubeconfig: {}", plane.kubeconfig().display())?;
+    writeln!(stdout, "kubeconfig: {}", kubeconfig.display())?;
     stdout.flush()?;
     drop(stdout);
     if controller.is_some() {
@@ -140,7 +174,9 @@ pub fn run(args: UpArgs) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => return Ok::<_, std::io::Error>(Stop::Signal("interrupt")),
                 _ = term.recv() => return Ok(Stop::Signal("terminate")),
                 _ = tick.tick() => {
-                    if plane.wait_exit(Duration::ZERO).unwrap_or(true) {
+                    if let Some(plane) = plane.as_mut()
+                        && plane.wait_exit(Duration::ZERO).unwrap_or(true)
+                    {
                         return Ok(Stop::Exited);
                     }
                 }
@@ -154,9 +190,11 @@ pub fn run(args: UpArgs) -> Result<()> {
     match reason {
         Stop::Signal(name) => {
             tracing::info!(signal = name, "stopping the local control plane");
-            let clean = plane.stop(Duration::from_secs(30))?;
-            if !clean {
-                tracing::warn!("the control plane did not stop cleanly and was killed");
+            if let Some(plane) = plane.take() {
+                let clean = plane.stop(Duration::from_secs(30))?;
+                if !clean {
+                    tracing::warn!("the control plane did not stop cleanly and was killed");
+                }
             }
             Ok(())
         }

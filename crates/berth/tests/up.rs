@@ -339,3 +339,44 @@ fn demo_environments_sync_by_their_policies() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn up_on_an_existing_cluster_starts_no_control_plane() {
+    let cluster = berth_testenv::shared().unwrap();
+    let dir = temp_dir("berth-up-external");
+    let mut child = Command::new(BERTH)
+        .args(["up", "--data-dir"])
+        .arg(&dir)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("berth up prints a line when ready");
+    assert_eq!(
+        line,
+        format!("kubeconfig: {}", cluster.kubeconfig.display()),
+        "the given cluster's kubeconfig is named"
+    );
+    assert!(!testenv_running_on(&dir), "no local control plane");
+    assert!(!dir.join("kubeconfig").exists());
+    // The controller made the cluster ready before the line.
+    kubectl(
+        &cluster.kubeconfig,
+        &["get", "appproject", "default", "-n", "argocd"],
+    );
+    let status = stop(child, "TERM");
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
