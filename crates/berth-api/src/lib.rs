@@ -10,4 +10,5 @@
 pub mod application;
 pub mod crds;
 pub mod kinds;
+pub mod time;
 pub mod tracking;

@@ -1,0 +1,459 @@
+//! The handlers: sessions, and Applications as Argo CD's API serves them.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post};
+use axum::{Extension, Json};
+use base64::Engine;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::{AppState, Caller, ROUTES};
+
+/// The handler of one route of [`ROUTES`]; a route without one is a
+/// programming error, caught by the route-table test.
+pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
+    match (method.as_str(), path) {
+        ("GET", "/api/version") => get(version),
+        ("GET", "/api/openapi.json") => get(openapi),
+        ("POST", "/api/v1/session") => post(login),
+        ("GET", "/api/v1/session/userinfo") => get(userinfo),
+        ("GET", "/api/v1/applications") => get(list),
+        ("GET", "/api/v1/applications/{name}") => get(get_app),
+        ("POST", "/api/v1/applications/{name}/sync") => post(sync),
+        ("POST", "/api/v1/applications/{name}/rollback") => post(rollback),
+        ("DELETE", "/api/v1/applications/{name}/operation") => delete(terminate),
+        _ => get(|| async { ApiError::internal("route without a handler") }),
+    }
+}
+
+async fn version() -> Json<Value> {
+    Json(json!({"Version": format!("v{}+berth", crate::VERSION)}))
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document(ROUTES))
+}
+
+async fn login(State(state): State<AppState>, body: Json<Value>) -> Result<Json<Value>, ApiError> {
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (user, password) = (text("username"), text("password"));
+    if user.is_empty() {
+        return Err(ApiError::bad_request("username: required"));
+    }
+    let token = state.auth.login(&user, &password).await?;
+    tracing::info!(user = %user, "login");
+    Ok(Json(json!({"token": token})))
+}
+
+async fn userinfo(Extension(caller): Extension<Caller>) -> Json<Value> {
+    Json(json!({"loggedIn": true, "username": caller.user, "iss": "argocd"}))
+}
+
+/// `a=1&b=x%20y&b=z` as pairs, in order (repeated keys kept).
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                    match u8::from_str_radix(hex, 16) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    raw.unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Whether `labels` satisfy a label selector (`k=v`, `k==v`, `k!=v`, `k`,
+/// `!k`, comma-separated).
+fn selector_matches(selector: &str, labels: &serde_json::Map<String, Value>) -> bool {
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            let get = |k: &str| labels.get(k.trim()).and_then(Value::as_str);
+            if let Some((k, v)) = term.split_once("!=") {
+                get(k) != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                get(k) == Some(v.trim())
+            } else if let Some(k) = term.strip_prefix('!') {
+                get(k).is_none()
+            } else {
+                get(term).is_some()
+            }
+        })
+}
+
+/// An Application as the API returns it: without `managedFields`.
+fn render(obj: &DynamicObject) -> Value {
+    let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    v
+}
+
+/// `GET /api/v1/applications`: Argo CD's filters (`name`, `projects`,
+/// `selector`, `repo`) and Berth's (`sync`, `health`, `search`; `limit`
+/// and `continue` for pages, in name order).
+async fn list(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = query_pairs(raw.as_deref());
+    let all = |k: &str| -> Vec<&str> {
+        params
+            .iter()
+            .filter(|(key, _)| key == k)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let one = |k: &str| all(k).first().map(|s| s.to_string());
+    let projects = all("projects");
+    let projects: Vec<&str> = projects.into_iter().chain(all("project")).collect();
+    let limit = match one("limit") {
+        None => None,
+        Some(l) => Some(l.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!("limit {l:?}: expected a positive number"))
+        })?),
+    };
+    let after = match one("continue") {
+        None => None,
+        Some(c) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c.as_bytes())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::bad_request("continue: not a token this server gave"))?,
+        ),
+    };
+    let (name, selector, repo, sync, health, search) = (
+        one("name"),
+        one("selector"),
+        one("repo"),
+        all("sync"),
+        all("health"),
+        one("search").map(|s| s.to_lowercase()),
+    );
+    let mut apps: Vec<Arc<DynamicObject>> = state.store.state();
+    apps.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let matching = apps.into_iter().filter(|a| {
+        let n = a.metadata.name.as_deref().unwrap_or_default();
+        let d = &a.data;
+        let text = |p: &str| d.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        let project = match text("/spec/project") {
+            "" => "default",
+            p => p,
+        };
+        let labels = a
+            .metadata
+            .labels
+            .as_ref()
+            .map(|l| {
+                l.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        name.as_deref().is_none_or(|x| x == n)
+            && (projects.is_empty() || projects.contains(&project))
+            && selector
+                .as_deref()
+                .is_none_or(|s| selector_matches(s, &labels))
+            && repo.as_deref().is_none_or(|r| {
+                text("/spec/source/repoURL") == r
+                    || d.pointer("/spec/sources")
+                        .and_then(Value::as_array)
+                        .is_some_and(|s| s.iter().any(|s| s["repoURL"] == r))
+            })
+            && (sync.is_empty() || sync.contains(&text("/status/sync/status")))
+            && (health.is_empty() || health.contains(&text("/status/health/status")))
+            && search
+                .as_deref()
+                .is_none_or(|s| n.to_lowercase().contains(s))
+    });
+    let after_start: Vec<Arc<DynamicObject>> = matching
+        .filter(|a| {
+            after
+                .as_deref()
+                .is_none_or(|last| a.metadata.name.as_deref().unwrap_or_default() > last)
+        })
+        .collect();
+    let total = after_start.len();
+    let page: Vec<&Arc<DynamicObject>> = after_start
+        .iter()
+        .take(limit.unwrap_or(usize::MAX).max(1))
+        .collect();
+    let mut metadata = json!({});
+    if page.len() < total
+        && let Some(last) = page.last().and_then(|a| a.metadata.name.clone())
+    {
+        metadata["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last));
+        metadata["remainingItemCount"] = json!(total - page.len());
+    }
+    let items: Vec<Value> = page.iter().map(|a| render(a)).collect();
+    Ok(Json(json!({"metadata": metadata, "items": items})))
+}
+
+async fn fetch(state: &AppState, name: &str) -> Result<DynamicObject, ApiError> {
+    state
+        .apps
+        .get(name)
+        .await
+        .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))
+}
+
+/// `GET /api/v1/applications/{name}`; `?refresh=normal|hard` sets Argo
+/// CD's refresh annotation first.
+async fn get_app(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = query_pairs(raw.as_deref());
+    if let Some((_, kind)) = params.iter().find(|(k, _)| k == "refresh") {
+        if kind != "normal" && kind != "hard" {
+            return Err(ApiError::bad_request(format!(
+                "refresh {kind:?}: use normal or hard"
+            )));
+        }
+        let patch = json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": kind}}});
+        let obj = state
+            .apps
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
+        return Ok(Json(render(&obj)));
+    }
+    Ok(Json(render(&fetch(&state, &name).await?)))
+}
+
+/// Writes `operation` unless one is already there, guarded by the
+/// Application's resourceVersion.
+async fn request_operation(
+    state: &AppState,
+    app: &DynamicObject,
+    operation: Value,
+) -> Result<Json<Value>, ApiError> {
+    let name = app.metadata.name.clone().unwrap_or_default();
+    if app.data.get("operation").is_some_and(|o| !o.is_null()) {
+        return Err(ApiError::conflict(format!(
+            "application {name:?}: another operation is already in progress"
+        )));
+    }
+    let patch = json!({
+        "metadata": {"resourceVersion": app.metadata.resource_version},
+        "operation": operation,
+    });
+    let obj = state
+        .apps
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
+    Ok(Json(render(&obj)))
+}
+
+/// `POST /api/v1/applications/{name}/sync` with Argo CD's
+/// `ApplicationSyncRequest`.
+async fn sync(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    body: Option<Json<Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map(|b| b.0).unwrap_or_else(|| json!({}));
+    if body.get("manifests").is_some_and(|m| !m.is_null()) {
+        return Err(ApiError::bad_request(
+            "manifests: syncing local manifests is not supported; commit them to Git",
+        ));
+    }
+    let app = fetch(&state, &name).await?;
+    let mut sync = json!({
+        "prune": body.get("prune").and_then(Value::as_bool).unwrap_or(false),
+        "dryRun": body.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+    });
+    for (from, to) in [
+        ("revision", "revision"),
+        ("revisions", "revisions"),
+        ("resources", "resources"),
+        ("strategy", "syncStrategy"),
+    ] {
+        if let Some(v) = body.get(from).filter(|v| !v.is_null()) {
+            sync[to] = v.clone();
+        }
+    }
+    if let Some(items) = body.pointer("/syncOptions/items").filter(|v| v.is_array()) {
+        sync["syncOptions"] = items.clone();
+    }
+    let mut operation = json!({"sync": sync, "initiatedBy": {"username": caller.user}});
+    if let Some(retry) = body.get("retryStrategy").filter(|v| !v.is_null()) {
+        operation["retry"] = retry.clone();
+    }
+    tracing::info!(user = %caller.user, app = %name, "sync requested");
+    request_operation(&state, &app, operation).await
+}
+
+/// `POST /api/v1/applications/{name}/rollback` with `{id, dryRun, prune}`:
+/// a sync of the history entry's revision and source. Refused while
+/// automated sync is on, as Argo CD does.
+async fn rollback(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let app = fetch(&state, &name).await?;
+    if app
+        .data
+        .pointer("/spec/syncPolicy/automated")
+        .is_some_and(|a| a.is_object() && a.get("enabled").and_then(Value::as_bool) != Some(false))
+    {
+        return Err(ApiError::bad_request(format!(
+            "application {name:?}: rollback cannot be initiated when auto-sync is enabled"
+        )));
+    }
+    let id = body
+        .get("id")
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request("id: the history entry to roll back to is required")
+        })?;
+    let history = app
+        .data
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let entry = history
+        .iter()
+        .find(|h| h.get("id").and_then(Value::as_i64) == Some(id))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "application {name:?} has no history entry {id}; see its status.history"
+            ))
+        })?;
+    let mut sync = json!({
+        "revision": entry.get("revision"),
+        "dryRun": body.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+        "prune": body.get("prune").and_then(Value::as_bool).unwrap_or(false),
+    });
+    if let Some(source) = entry.get("source").filter(|s| s.is_object()) {
+        sync["source"] = source.clone();
+    }
+    if let Some(sources) = entry.get("sources").filter(|s| s.is_array()) {
+        sync["sources"] = sources.clone();
+        sync["revisions"] = entry.get("revisions").cloned().unwrap_or(Value::Null);
+    }
+    tracing::info!(user = %caller.user, app = %name, id, "rollback requested");
+    request_operation(
+        &state,
+        &app,
+        json!({"sync": sync, "initiatedBy": {"username": caller.user}}),
+    )
+    .await
+}
+
+/// `DELETE /api/v1/applications/{name}/operation`: asks the controller to
+/// terminate the running operation.
+async fn terminate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let app = fetch(&state, &name).await?;
+    let phase = app
+        .data
+        .pointer("/status/operationState/phase")
+        .and_then(Value::as_str);
+    if phase != Some("Running") {
+        return Err(ApiError::bad_request(format!(
+            "application {name:?}: Unable to terminate operation. No operation is in progress"
+        )));
+    }
+    let patch = json!({"status": {"operationState": {"phase": "Terminating"}}});
+    state
+        .apps
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
+    tracing::info!(user = %caller.user, app = %name, "termination requested");
+    Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_decode() {
+        let p = query_pairs(Some("projects=a&projects=b%2Fc&search=web+app&x"));
+        assert_eq!(
+            p,
+            vec![
+                ("projects".to_string(), "a".to_string()),
+                ("projects".to_string(), "b/c".to_string()),
+                ("search".to_string(), "web app".to_string()),
+                ("x".to_string(), String::new()),
+            ]
+        );
+        assert_eq!(
+            query_pairs(Some("a=%zz%4")),
+            vec![("a".into(), "%zz%4".into())]
+        );
+    }
+
+    #[test]
+    fn selectors() {
+        let labels: serde_json::Map<String, Value> =
+            serde_json::from_value(json!({"env": "prod", "team": "shop"})).unwrap();
+        assert!(selector_matches("env=prod", &labels));
+        assert!(selector_matches("env==prod,team", &labels));
+        assert!(!selector_matches("env!=prod", &labels));
+        assert!(selector_matches("!tier", &labels));
+        assert!(!selector_matches("tier", &labels));
+    }
+
+    #[test]
+    fn every_route_has_a_handler_and_a_document_entry() {
+        let doc = crate::openapi::document(ROUTES);
+        for r in ROUTES {
+            let op = &doc["paths"][r.path][r.method.to_lowercase()];
+            assert!(op.is_object(), "{} {} in the document", r.method, r.path);
+        }
+    }
+}

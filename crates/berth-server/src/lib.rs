@@ -1,0 +1,306 @@
+//! Berth's API server: Argo CD's REST API (paths, methods and JSON shapes)
+//! over the Applications in the control namespace, so scripts and
+//! pipelines written against Argo CD keep working with a bearer token.
+//! Berth's own additions are marked as extensions in the OpenAPI document
+//! served at `/api/openapi.json`, which is generated from the same route
+//! table the router is built from.
+//!
+//! The server never applies anything to a destination: a sync or rollback
+//! writes the Application's `operation`, which the controller's single
+//! admission point then runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use kube::api::DynamicObject;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+pub mod apps;
+pub mod auth;
+pub mod error;
+pub mod openapi;
+
+use error::ApiError;
+
+/// The server's version, as `GET /api/version` reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Longest a request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Authentication could not be set up.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The address could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The control namespace (`argocd`).
+    pub namespace: String,
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
+}
+
+/// What every handler shares.
+pub struct Shared {
+    /// The control namespace.
+    pub namespace: String,
+    /// Applications in it.
+    pub apps: Api<DynamicObject>,
+    /// A watch-fed copy of them, for lists without a request to the API
+    /// server.
+    pub store: Store<DynamicObject>,
+    /// Passwords and tokens.
+    pub auth: auth::Auth,
+}
+
+/// The handlers' state.
+pub type AppState = Arc<Shared>;
+
+/// The authenticated caller, set by the authentication layer.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user (token subject).
+    pub user: String,
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    shared: AppState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Server {
+    /// Sets up authentication, starts the Application cache and listens.
+    pub async fn start(client: Client, config: ServerConfig) -> Result<Server, ServerError> {
+        let auth = auth::Auth::setup(&client, &config.namespace).await?;
+        let resource = berth_cluster::bootstrap::application_resource();
+        let apps: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &config.namespace, &resource);
+        let writer = reflector::store::Writer::new(resource);
+        let store = writer.as_reader();
+        let feed = reflector::reflector(
+            writer,
+            watcher::watcher(apps.clone(), watcher::Config::default()),
+        );
+        let shared = Arc::new(Shared {
+            namespace: config.namespace.clone(),
+            apps,
+            store: store.clone(),
+            auth,
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let router = router(Arc::clone(&shared));
+        let task = tokio::spawn(async move {
+            let watch = tokio::spawn(async move {
+                let mut feed = std::pin::pin!(feed);
+                while let Some(event) = feed.next().await {
+                    if let Err(e) = event {
+                        tracing::warn!(error = %e, "watching Applications");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            });
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+            watch.abort();
+        });
+        // Lists are answered from the cache: wait for its first fill.
+        let _ = tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready()).await;
+        tracing::info!(%addr, "API server listening");
+        Ok(Server { addr, shared, task })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A token for `user` that does not expire (for `berth up`'s CLI
+    /// configuration).
+    pub fn token_for(&self, user: &str) -> Result<String, ApiError> {
+        self.shared.auth.issue(user, None)
+    }
+}
+
+/// The routes: method, path (OpenAPI syntax), summary, whether Berth's
+/// extension, and whether it needs authentication. The router and the
+/// OpenAPI document are both built from this table.
+pub const ROUTES: &[openapi::Route] = &[
+    openapi::Route::new("GET", "/api/version", "Server version", false, false),
+    openapi::Route::new("GET", "/api/openapi.json", "This document", true, false),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/session",
+        "Log in: returns a token",
+        false,
+        false,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/session/userinfo",
+        "Who the caller is",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications",
+        "List applications",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}",
+        "Get an application (`?refresh=normal|hard` refreshes it)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/applications/{name}/sync",
+        "Sync an application",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/applications/{name}/rollback",
+        "Roll back to a history entry",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "DELETE",
+        "/api/v1/applications/{name}/operation",
+        "Terminate the running operation",
+        false,
+        true,
+    ),
+];
+
+async fn authenticate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    // Browsers carry the session in Argo CD's cookie.
+    let cookie = headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix("argocd.token="))
+        .map(str::to_string)
+        .next();
+    let Some(token) = bearer.or(cookie) else {
+        return ApiError::unauthenticated(
+            "no session information: log in (berth login) or send a bearer token",
+        )
+        .into_response();
+    };
+    match state.auth.verify(&token) {
+        Ok(claims) => {
+            request.extensions_mut().insert(Caller { user: claims.sub });
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn timeout(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(r) => r,
+        Err(_) => ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "the request took longer than {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        }
+        .into_response(),
+    }
+}
+
+/// The router, from [`ROUTES`].
+pub fn router(state: AppState) -> Router {
+    let mut open = Router::new();
+    let mut protected = Router::new();
+    for route in ROUTES {
+        let method: Method = route.method.parse().unwrap_or(Method::GET);
+        let handler = apps::handler(&method, route.path);
+        if route.authenticated {
+            protected = protected.route(route.path, handler);
+        } else {
+            open = open.route(route.path, handler);
+        }
+    }
+    let protected = protected.layer(middleware::from_fn_with_state(
+        Arc::clone(&state),
+        authenticate,
+    ));
+    open.merge(protected)
+        .fallback(|| async { ApiError::not_found("no such route; see /api/openapi.json") })
+        .layer(middleware::from_fn(timeout))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
