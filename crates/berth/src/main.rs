@@ -5,6 +5,8 @@
 //! library crates.
 
 mod admin;
+mod app;
+mod client;
 mod controller;
 mod demo;
 mod render;
@@ -19,6 +21,11 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, about, long_about = None, propagate_version = true)]
 struct Cli {
+    /// The CLI configuration (servers, contexts, tokens); default
+    /// `~/.config/berth/config`.
+    #[arg(long, global = true, env = "BERTH_CONFIG")]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -37,16 +44,33 @@ enum Command {
     /// Offline tools over files: health, diff and sync plans as the
     /// controller computes them.
     Admin(admin::AdminArgs),
+    /// Log in to a Berth server and remember its token.
+    Login(app::LoginArgs),
+    /// Forget the current server's token.
+    Logout,
+    /// Applications, through the Berth server.
+    App(app::AppArgs),
+    /// The client's version, and the server's when logged in.
+    Version,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    let config = cli.config.clone().unwrap_or_else(client::default_path);
     let result = match cli.command {
         Command::Up(args) => up::run(args),
         Command::Render(args) => render::run(*args),
         Command::Admin(args) => return admin::run(args),
         Command::Controller(args) => controller::run(args),
+        Command::Login(args) => app::login(&config, args),
+        Command::Logout => app::logout(&config),
+        Command::Version => app::version(&config),
+        Command::App(args) => match app::run(&config, args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -42,6 +42,11 @@ pub struct UpArgs {
     /// the context to use instead of starting a local control plane.
     #[arg(long, conflicts_with = "port")]
     context: Option<String>,
+
+    /// Where the API server listens; port 0 picks a free one (the
+    /// `server:` line shows it).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
 }
 
 /// The kubeconfig file kubectl would read: `KUBECONFIG`'s first entry, else
@@ -155,10 +160,44 @@ pub fn run(args: UpArgs) -> Result<()> {
     } else {
         None
     };
+    // The API server, with a CLI configuration logged in as admin.
+    let server = if args.no_controller {
+        None
+    } else {
+        let server = runtime.block_on(async {
+            let client = crate::controller::client(Some(&kubeconfig), context.as_ref()).await?;
+            berth_server::Server::start(
+                client,
+                berth_server::ServerConfig {
+                    namespace: berth_api::crds::CONTROL_NAMESPACE.into(),
+                    listen: args.listen,
+                },
+            )
+            .await
+            .context("starting the API server")
+        })?;
+        let token = server
+            .token_for("admin")
+            .map_err(|e| anyhow::anyhow!("issuing the admin's token: {e}"))?;
+        let mut cli = crate::client::ClientConfig::default();
+        cli.login(&server.url(), &token);
+        let path = data_dir.join("berth-config");
+        cli.save(&path)?;
+        Some((server, path))
+    };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "kubeconfig: {}", kubeconfig.display())?;
-    stdout.flush()?;
-    drop(stdout);
+    if let Some((server, path)) = &server {
+        writeln!(stdout, "server: {}", server.url())?;
+        drop(stdout);
+        eprintln!(
+            "berth: logged in as admin in {p}: berth --config {p} app list",
+            p = path.display()
+        );
+    } else {
+        stdout.flush()?;
+        drop(stdout);
+    }
     if controller.is_some() {
         tracing::info!(
             namespace = berth_api::crds::CONTROL_NAMESPACE,

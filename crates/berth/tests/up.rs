@@ -26,8 +26,15 @@ fn start_up(data_dir: &Path) -> (Child, PathBuf) {
 }
 
 fn start_up_with(data_dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
+    let (child, kubeconfig, _) = start_up_server(data_dir, extra);
+    (child, kubeconfig)
+}
+
+/// Starts `berth up` (its API server on a free port) and returns it with
+/// the kubeconfig path and the server URL it printed.
+fn start_up_server(data_dir: &Path, extra: &[&str]) -> (Child, PathBuf, String) {
     let mut child = Command::new(BERTH)
-        .args(["up", "--data-dir"])
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(extra)
         .stdin(Stdio::null())
@@ -51,7 +58,19 @@ fn start_up_with(data_dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
     let path = PathBuf::from(path);
     assert!(path.is_absolute(), "{path:?}");
     assert_eq!(path, data_dir.join("kubeconfig"));
-    (child, path)
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("berth up prints the server line");
+    let server = line
+        .strip_prefix("server: ")
+        .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+        .to_string();
+    assert!(server.starts_with("http://127.0.0.1:"), "{server}");
+    assert!(
+        !server.ends_with(":0"),
+        "the port picked is shown: {server}"
+    );
+    (child, path, server)
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
@@ -188,7 +207,7 @@ impl Drop for Running {
 #[test]
 fn demo_environments_sync_by_their_policies() {
     let dir = temp_dir("berth-up-demo");
-    let (child, kubeconfig) = start_up_with(&dir, &["--demo"]);
+    let (child, kubeconfig, server_url) = start_up_server(&dir, &["--demo"]);
     let mut running = Running(Some(child));
     let status = |app: &str| -> (String, String) {
         let out = kubectl(
@@ -331,6 +350,72 @@ fn demo_environments_sync_by_their_policies() {
     );
     assert_eq!(greeting, "hello");
 
+    // The CLI, logged in as admin by berth up, drives the same apps.
+    let config = dir.join("berth-config");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the CLI configuration holds a token");
+    let cli = |args: &[&str]| {
+        Command::new(BERTH)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listed = cli(&["app", "list", "-o", "name"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let names = String::from_utf8_lossy(&listed.stdout).to_string();
+    for app in [
+        "guestbook-dev",
+        "guestbook-prod",
+        "guestbook-staging",
+        "my-service",
+    ] {
+        assert!(names.lines().any(|l| l == app), "{app} in {names}");
+    }
+    let table = String::from_utf8_lossy(&cli(&["app", "list"]).stdout).to_string();
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("guestbook-prod")
+            && l.contains("OutOfSync")
+            && l.contains("Manual")),
+        "{table}"
+    );
+    // BERTH_CONFIG does the same as --config.
+    let via_env = Command::new(BERTH)
+        .env("BERTH_CONFIG", &config)
+        .args(["app", "get", "guestbook-prod", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(via_env.status.success());
+    let prod: serde_json::Value = serde_json::from_slice(&via_env.stdout).unwrap();
+    assert_eq!(prod["metadata"]["name"], "guestbook-prod");
+    // A sync through the server: progress, results, exit 0.
+    let synced = cli(&["app", "sync", "guestbook-prod"]);
+    let out = String::from_utf8_lossy(&synced.stdout).to_string();
+    assert!(
+        synced.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    assert!(out.contains("Succeeded"), "{out}");
+    assert!(
+        out.contains("Deployment") && out.contains("Synced"),
+        "{out}"
+    );
+    let version = String::from_utf8_lossy(&cli(&["version"]).stdout).to_string();
+    assert!(version.contains(&server_url), "{version}");
+    // Usage errors exit 2; a refused request exits 1 with the server's words.
+    assert_eq!(cli(&["app", "sync"]).status.code(), Some(2));
+    let missing = cli(&["app", "get", "no-such-app"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+
     let status = stop(running.0.take().unwrap(), "TERM");
     assert!(status.success(), "{status:?}");
     assert!(
@@ -345,7 +430,7 @@ fn up_on_an_existing_cluster_starts_no_control_plane() {
     let cluster = berth_testenv::shared().unwrap();
     let dir = temp_dir("berth-up-external");
     let mut child = Command::new(BERTH)
-        .args(["up", "--data-dir"])
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
         .arg("--kubeconfig")
         .arg(&cluster.kubeconfig)

@@ -1,0 +1,508 @@
+//! `berth login`, `berth logout`, `berth version` and `berth app ...`: the
+//! API server's client commands.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::{Api, ClientConfig, answer};
+
+/// Output formats, as kubectl names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A table for people.
+    Table,
+    /// A table with more columns.
+    Wide,
+    /// JSON, stable for scripts.
+    Json,
+    /// YAML.
+    Yaml,
+    /// Names only.
+    Name,
+}
+
+/// Arguments of `berth login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server's URL, e.g. http://127.0.0.1:8080.
+    server: String,
+    /// User name.
+    #[arg(long, default_value = "admin")]
+    username: String,
+    /// Password (prefer --password-stdin: arguments are visible to other
+    /// users of the machine).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// Arguments of `berth app`.
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    #[command(subcommand)]
+    command: AppCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCommand {
+    /// List applications.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+        /// Only these projects (repeatable).
+        #[arg(short = 'p', long = "project")]
+        projects: Vec<String>,
+        /// Label selector, e.g. team=web.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
+    /// Show one application.
+    Get {
+        /// The application.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+        /// Compare with Git again first.
+        #[arg(long)]
+        refresh: bool,
+        /// Render again and compare, bypassing caches.
+        #[arg(long, conflicts_with = "refresh")]
+        hard_refresh: bool,
+    },
+    /// Sync an application and wait for the result.
+    Sync {
+        /// The application.
+        name: String,
+        /// Sync to this branch, tag or commit instead of the target revision.
+        #[arg(long)]
+        revision: Option<String>,
+        /// Delete resources no longer in Git.
+        #[arg(long)]
+        prune: bool,
+        /// Ask the API server what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these resources, as GROUP:KIND:NAME (repeatable).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        /// Return once the sync is requested.
+        #[arg(long = "async")]
+        no_wait: bool,
+        /// How long to wait, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Roll back to a history entry (refused while automated sync is on).
+    Rollback {
+        /// The application.
+        name: String,
+        /// The history entry's id (`berth app get NAME -o json` shows the history).
+        id: i64,
+        /// Delete resources not in that revision.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Terminate the running operation.
+    TerminateOp {
+        /// The application.
+        name: String,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `berth login`.
+pub fn login(config: &Path, args: LoginArgs) -> Result<()> {
+    let password = match (args.password, args.password_stdin) {
+        (Some(p), _) => p,
+        (None, true) => {
+            let mut p = String::new();
+            std::io::stdin()
+                .read_to_string(&mut p)
+                .context("reading the password from standard input")?;
+            p.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => bail!("give --password-stdin (or --password)"),
+    };
+    let server = args.server.trim_end_matches('/').to_string();
+    let token = runtime()?.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{server}/api/v1/session"))
+            .json(&json!({"username": args.username, "password": password}))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Berth server at {server}"))?;
+        let body = answer(response).await?;
+        body.get("token")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .context("the server's answer has no token")
+    })?;
+    let mut c = ClientConfig::load(config)?;
+    c.login(&server, &token);
+    c.save(config)?;
+    println!("logged in to {server} as {}", args.username);
+    Ok(())
+}
+
+/// `berth logout`: forgets the current context's token.
+pub fn logout(config: &Path) -> Result<()> {
+    let mut c = ClientConfig::load(config)?;
+    let current = c.current_context.clone();
+    let Some(ctx) = c.contexts.iter().find(|x| x.name == current).cloned() else {
+        bail!("not logged in");
+    };
+    for u in &mut c.users {
+        if u.name == ctx.user {
+            u.auth_token.clear();
+        }
+    }
+    c.save(config)?;
+    println!("logged out of {}", ctx.server);
+    Ok(())
+}
+
+/// `berth version`: the client's, and the server's when logged in.
+pub fn version(config: &Path) -> Result<()> {
+    println!("berth: v{}", env!("CARGO_PKG_VERSION"));
+    if let Ok(api) = Api::from_config(config) {
+        let v = runtime()?.block_on(api.call(Method::GET, "/api/version", None))?;
+        println!(
+            "server ({}): {}",
+            api.server(),
+            v.get("Version")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+        );
+    }
+    Ok(())
+}
+
+fn text<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn print_table(rows: &[Vec<String>]) {
+    let mut widths = vec![0; rows.first().map(Vec::len).unwrap_or(0)];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+}
+
+fn print_value(v: &Value, output: Output) -> Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
+        Output::Yaml => print!("{}", serde_saphyr::to_string(v)?),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn policy(a: &Value) -> &'static str {
+    if a.pointer("/spec/syncPolicy/automated")
+        .is_some_and(Value::is_object)
+    {
+        "Auto"
+    } else {
+        "Manual"
+    }
+}
+
+fn app_row(a: &Value, wide: bool) -> Vec<String> {
+    let project = match text(a, "/spec/project") {
+        "" => "default",
+        p => p,
+    };
+    let mut row = vec![
+        text(a, "/metadata/name").to_string(),
+        project.to_string(),
+        text(a, "/status/sync/status").to_string(),
+        text(a, "/status/health/status").to_string(),
+        policy(a).to_string(),
+        text(a, "/spec/destination/namespace").to_string(),
+    ];
+    if wide {
+        row.extend([
+            text(a, "/spec/source/repoURL").to_string(),
+            text(a, "/spec/source/path").to_string(),
+            text(a, "/spec/source/targetRevision").to_string(),
+            text(a, "/status/sync/revision").chars().take(12).collect(),
+        ]);
+    }
+    row
+}
+
+fn header(wide: bool) -> Vec<String> {
+    let mut h: Vec<String> = [
+        "NAME",
+        "PROJECT",
+        "SYNC",
+        "HEALTH",
+        "SYNCPOLICY",
+        "NAMESPACE",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if wide {
+        h.extend(
+            ["REPO", "PATH", "TARGET", "REVISION"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+    }
+    h
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `berth app ...`. Returns whether it succeeded (a failed sync is not an
+/// error of the command, but exits 1).
+pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
+    let api = Api::from_config(config)?;
+    let rt = runtime()?;
+    match args.command {
+        AppCommand::List {
+            output,
+            projects,
+            selector,
+        } => {
+            let mut query = Vec::new();
+            for p in &projects {
+                query.push(format!("projects={}", encode(p)));
+            }
+            if let Some(s) = &selector {
+                query.push(format!("selector={}", encode(s)));
+            }
+            let path = format!("/api/v1/applications?{}", query.join("&"));
+            let list = rt.block_on(api.call(Method::GET, &path, None))?;
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            match output {
+                Output::Json | Output::Yaml => print_value(&json!(items), output)?,
+                Output::Name => {
+                    for a in &items {
+                        println!("{}", text(a, "/metadata/name"));
+                    }
+                }
+                Output::Table | Output::Wide => {
+                    let wide = output == Output::Wide;
+                    let mut rows = vec![header(wide)];
+                    rows.extend(items.iter().map(|a| app_row(a, wide)));
+                    print_table(&rows);
+                }
+            }
+            Ok(true)
+        }
+        AppCommand::Get {
+            name,
+            output,
+            refresh,
+            hard_refresh,
+        } => {
+            let suffix = if hard_refresh {
+                "?refresh=hard"
+            } else if refresh {
+                "?refresh=normal"
+            } else {
+                ""
+            };
+            let a = rt.block_on(api.call(
+                Method::GET,
+                &format!("/api/v1/applications/{}{suffix}", encode(&name)),
+                None,
+            ))?;
+            match output {
+                Output::Json | Output::Yaml => print_value(&a, output)?,
+                Output::Name => println!("{}", text(&a, "/metadata/name")),
+                Output::Table | Output::Wide => {
+                    let wide = output == Output::Wide;
+                    print_table(&[header(wide), app_row(&a, wide)]);
+                    let resources = a["status"]["resources"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    if !resources.is_empty() {
+                        println!();
+                        let mut rows = vec![
+                            ["GROUP", "KIND", "NAMESPACE", "NAME", "STATUS", "HEALTH"]
+                                .iter()
+                                .map(|s| s.to_string())
+                                .collect::<Vec<_>>(),
+                        ];
+                        for r in &resources {
+                            rows.push(vec![
+                                text(r, "/group").to_string(),
+                                text(r, "/kind").to_string(),
+                                text(r, "/namespace").to_string(),
+                                text(r, "/name").to_string(),
+                                text(r, "/status").to_string(),
+                                text(r, "/health/status").to_string(),
+                            ]);
+                        }
+                        print_table(&rows);
+                    }
+                    for c in a["status"]["conditions"].as_array().into_iter().flatten() {
+                        println!("{}: {}", text(c, "/type"), text(c, "/message"));
+                    }
+                }
+            }
+            Ok(true)
+        }
+        AppCommand::Sync {
+            name,
+            revision,
+            prune,
+            dry_run,
+            resources,
+            no_wait,
+            timeout,
+        } => {
+            let mut body = json!({"prune": prune, "dryRun": dry_run});
+            if let Some(r) = revision {
+                body["revision"] = json!(r);
+            }
+            if !resources.is_empty() {
+                let mut list = Vec::new();
+                for r in &resources {
+                    let parts: Vec<&str> = r.split(':').collect();
+                    let [group, kind, name] = parts[..] else {
+                        bail!(
+                            "--resource {r:?}: expected GROUP:KIND:NAME (GROUP empty for core kinds, e.g. :ConfigMap:settings)"
+                        );
+                    };
+                    list.push(json!({"group": group, "kind": kind, "name": name}));
+                }
+                body["resources"] = json!(list);
+            }
+            let path = format!("/api/v1/applications/{}", encode(&name));
+            rt.block_on(api.call(Method::POST, &format!("{path}/sync"), Some(&body)))?;
+            if no_wait {
+                println!("sync of {name} requested");
+                return Ok(true);
+            }
+            rt.block_on(wait_for_operation(
+                &api,
+                &path,
+                &name,
+                Duration::from_secs(timeout),
+            ))
+        }
+        AppCommand::Rollback { name, id, prune } => {
+            let path = format!("/api/v1/applications/{}", encode(&name));
+            rt.block_on(api.call(
+                Method::POST,
+                &format!("{path}/rollback"),
+                Some(&json!({"id": id, "prune": prune})),
+            ))?;
+            rt.block_on(wait_for_operation(
+                &api,
+                &path,
+                &name,
+                Duration::from_secs(300),
+            ))
+        }
+        AppCommand::TerminateOp { name } => {
+            rt.block_on(api.call(
+                Method::DELETE,
+                &format!("/api/v1/applications/{}/operation", encode(&name)),
+                None,
+            ))?;
+            println!("termination of {name}'s operation requested");
+            Ok(true)
+        }
+    }
+}
+
+/// Follows the operation until it ends: its phase and message as they
+/// change, then each resource's result. Whether it succeeded.
+async fn wait_for_operation(api: &Api, path: &str, name: &str, timeout: Duration) -> Result<bool> {
+    let start = Instant::now();
+    let mut last = String::new();
+    let color = std::io::stdout().is_terminal();
+    loop {
+        let a = api.call(Method::GET, path, None).await?;
+        let state = &a["status"]["operationState"];
+        let phase = text(state, "/phase");
+        let line = format!("{phase}: {}", text(state, "/message"));
+        let pending = a.get("operation").is_some_and(|o| !o.is_null());
+        if !pending && !phase.is_empty() && line != last {
+            println!("{name}: {line}");
+            last = line.clone();
+        }
+        if !pending && matches!(phase, "Succeeded" | "Failed" | "Error") {
+            let mut rows = vec![
+                ["KIND", "NAMESPACE", "NAME", "PHASE", "RESULT", "MESSAGE"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            ];
+            for r in state["syncResult"]["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let status = text(r, "/status");
+                let shown = match (color, status) {
+                    (true, "Synced") => format!("\u{1b}[32m{status}\u{1b}[0m"),
+                    (true, "SyncFailed") => format!("\u{1b}[31m{status}\u{1b}[0m"),
+                    _ => status.to_string(),
+                };
+                rows.push(vec![
+                    text(r, "/kind").to_string(),
+                    text(r, "/namespace").to_string(),
+                    text(r, "/name").to_string(),
+                    text(r, "/syncPhase").to_string(),
+                    shown,
+                    text(r, "/message").to_string(),
+                ]);
+            }
+            if rows.len() > 1 {
+                print_table(&rows);
+            }
+            return Ok(phase == "Succeeded");
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "{name}: the operation did not end within {} s (it goes on; `berth app get {name}` shows it)",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
