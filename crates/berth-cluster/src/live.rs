@@ -199,6 +199,7 @@ impl LiveCache {
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &t.resource);
             tasks.push(tokio::spawn(watch_type(
                 api,
+                t.resource.api_version.clone(),
                 gk,
                 Arc::clone(&self.state),
                 self.changes.clone(),
@@ -296,6 +297,7 @@ impl LiveCache {
 
 async fn watch_type(
     api: Api<DynamicObject>,
+    api_version: String,
     gk: (String, String),
     state: Arc<RwLock<State>>,
     changes: broadcast::Sender<Change>,
@@ -333,12 +335,16 @@ async fn watch_type(
                 return;
             };
             let mut value = strip(value);
-            // Watch events carry no apiVersion/kind for typed lists in some
-            // paths; the type is known here.
-            if value.get("kind").is_none()
-                && let Some(map) = value.as_object_mut()
-            {
-                map.insert("kind".into(), Value::String(gk.1.clone()));
+            // The key depends on apiVersion and kind: an object that comes
+            // without them (the API server may leave them out of list
+            // items) gets them from the type being watched.
+            if let Some(map) = value.as_object_mut() {
+                if map.get("kind").is_none_or(|k| !k.is_string()) {
+                    map.insert("kind".into(), Value::String(gk.1.clone()));
+                }
+                if map.get("apiVersion").is_none_or(|v| !v.is_string()) {
+                    map.insert("apiVersion".into(), Value::String(api_version.clone()));
+                }
             }
             let key = ObjectKey::of(&value);
             if let Some(seen) = relist.as_mut() {

@@ -271,6 +271,32 @@ async fn eventually<F: Fn() -> bool>(what: &str, f: F) {
 }
 
 #[tokio::test]
+async fn objects_there_before_the_cache_starts_have_their_type() {
+    let ns = TestNamespace::new("cluster-listed").await.unwrap();
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns.name},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "registry.example/web:1"}]}}}});
+    kubectl_ok(&ns, &["apply", "-f", "-"], Some(&deploy.to_string()));
+    // Listed, not watched: list items carry no apiVersion or kind.
+    let types = ResourceTypes::discover(&ns.client).await.unwrap();
+    let cache = LiveCache::start(&ns.client, &types, Tracking::default(), |t| {
+        t.resource.kind == "Deployment"
+    });
+    assert!(cache.wait_ready(Duration::from_secs(30)).await);
+    let key = ObjectKey {
+        group: "apps".into(),
+        kind: "Deployment".into(),
+        namespace: ns.name.clone(),
+        name: "web".into(),
+    };
+    let cached = cache.get(&key).expect("found under its group");
+    assert_eq!(cached["apiVersion"], "apps/v1");
+    assert_eq!(cached["kind"], "Deployment");
+}
+
+#[tokio::test]
 async fn live_cache_indexes_by_tracking_and_sees_changes() {
     let ns = TestNamespace::new("cluster-live").await.unwrap();
     let types = ResourceTypes::discover(&ns.client).await.unwrap();

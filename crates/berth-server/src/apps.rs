@@ -114,6 +114,20 @@ fn selector_matches(selector: &str, labels: &serde_json::Map<String, Value>) -> 
         })
 }
 
+/// The RBAC object of an Application: `project/name`.
+fn rbac_object(app: &DynamicObject) -> String {
+    let project = app
+        .data
+        .pointer("/spec/project")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .unwrap_or("default");
+    format!(
+        "{project}/{}",
+        app.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
 /// An Application as the API returns it: without `managedFields`.
 fn render(obj: &DynamicObject) -> Value {
     let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
@@ -128,6 +142,7 @@ fn render(obj: &DynamicObject) -> Value {
 /// and `continue` for pages, in name order).
 async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let params = query_pairs(raw.as_deref());
@@ -167,7 +182,22 @@ async fn list(
         all("health"),
         one("search").map(|s| s.to_lowercase()),
     );
-    let mut apps: Vec<Arc<DynamicObject>> = state.store.state();
+    let policy = state.policy();
+    // Only what the caller may see, before filters and pages.
+    let mut apps: Vec<Arc<DynamicObject>> = state
+        .store
+        .state()
+        .into_iter()
+        .filter(|a| {
+            policy.allows(
+                &caller.user,
+                &caller.groups,
+                "applications",
+                "get",
+                &rbac_object(a),
+            )
+        })
+        .collect();
     apps.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let matching = apps.into_iter().filter(|a| {
         let n = a.metadata.name.as_deref().unwrap_or_default();
@@ -239,10 +269,13 @@ async fn fetch(state: &AppState, name: &str) -> Result<DynamicObject, ApiError> 
 /// CD's refresh annotation first.
 async fn get_app(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let params = query_pairs(raw.as_deref());
+    let app = fetch(&state, &name).await?;
+    state.authorize(&caller, "applications", "get", &rbac_object(&app))?;
     if let Some((_, kind)) = params.iter().find(|(k, _)| k == "refresh") {
         if kind != "normal" && kind != "hard" {
             return Err(ApiError::bad_request(format!(
@@ -257,7 +290,7 @@ async fn get_app(
             .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
         return Ok(Json(render(&obj)));
     }
-    Ok(Json(render(&fetch(&state, &name).await?)))
+    Ok(Json(render(&app)))
 }
 
 /// Writes `operation` unless one is already there, guarded by the
@@ -300,6 +333,7 @@ async fn sync(
         ));
     }
     let app = fetch(&state, &name).await?;
+    state.authorize(&caller, "applications", "sync", &rbac_object(&app))?;
     let mut sync = json!({
         "prune": body.get("prune").and_then(Value::as_bool).unwrap_or(false),
         "dryRun": body.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
@@ -335,6 +369,7 @@ async fn rollback(
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let app = fetch(&state, &name).await?;
+    state.authorize(&caller, "applications", "sync", &rbac_object(&app))?;
     if app
         .data
         .pointer("/spec/syncPolicy/automated")
@@ -396,6 +431,7 @@ async fn terminate(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let app = fetch(&state, &name).await?;
+    state.authorize(&caller, "applications", "sync", &rbac_object(&app))?;
     let phase = app
         .data
         .pointer("/status/operationState/phase")

@@ -101,6 +101,9 @@ pub struct Claims {
     pub exp: Option<u64>,
     /// The token's id.
     pub jti: String,
+    /// Groups (from an identity provider); none for local users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// Signs and checks tokens; checks passwords.
@@ -230,6 +233,7 @@ impl Auth {
             nbf: iat,
             exp: valid_for.map(|d| iat + d.as_secs()),
             jti,
+            groups: Vec::new(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
@@ -241,6 +245,8 @@ impl Auth {
         validation.set_issuer(&["argocd"]);
         validation.required_spec_claims = ["iss", "sub"].into_iter().map(String::from).collect();
         validation.validate_nbf = true;
+        // Expiry is exact: a token is not honoured past its `exp`.
+        validation.leeway = 0;
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {

@@ -9,8 +9,9 @@
 //! writes the Application's `operation`, which the controller's single
 //! admission point then runs.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -28,6 +29,7 @@ pub mod apps;
 pub mod auth;
 pub mod error;
 pub mod openapi;
+pub mod rbac;
 
 use error::ApiError;
 
@@ -74,6 +76,38 @@ pub struct Shared {
     pub store: Store<DynamicObject>,
     /// Passwords and tokens.
     pub auth: auth::Auth,
+    /// `argocd-rbac-cm`, parsed; replaced whole when it changes.
+    pub policy: RwLock<Arc<rbac::Policy>>,
+}
+
+impl Shared {
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<rbac::Policy> {
+        self.policy
+            .read()
+            .map(|p| Arc::clone(&p))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    /// Refuses unless `caller` may do `action` on `resource` `object`.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        action: &str,
+        object: &str,
+    ) -> Result<(), ApiError> {
+        if self
+            .policy()
+            .allows(&caller.user, &caller.groups, resource, action, object)
+        {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "permission denied: {resource}, {action}, {object}, sub: {}",
+            caller.user
+        )))
+    }
 }
 
 /// The handlers' state.
@@ -84,6 +118,8 @@ pub type AppState = Arc<Shared>;
 pub struct Caller {
     /// The user (token subject).
     pub user: String,
+    /// Groups the token carries (OIDC); none for local users.
+    pub groups: Vec<String>,
 }
 
 /// A running server.
@@ -123,7 +159,9 @@ impl Server {
             apps,
             store: store.clone(),
             auth,
+            policy: RwLock::new(Arc::new(rbac::Policy::from_data(&BTreeMap::new()))),
         });
+        let policy_task = tokio::spawn(watch_rbac(Arc::clone(&shared), client.clone()));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Listen {
@@ -151,6 +189,7 @@ impl Server {
                 tracing::error!(error = %e, "API server stopped");
             }
             watch.abort();
+            policy_task.abort();
         });
         // Lists are answered from the cache: wait for its first fill.
         let _ = tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready()).await;
@@ -172,6 +211,11 @@ impl Server {
     /// configuration).
     pub fn token_for(&self, user: &str) -> Result<String, ApiError> {
         self.shared.auth.issue(user, None)
+    }
+
+    /// A token for `user` valid for `valid_for`.
+    pub fn token_valid_for(&self, user: &str, valid_for: Duration) -> Result<String, ApiError> {
+        self.shared.auth.issue(user, Some(valid_for))
     }
 }
 
@@ -260,10 +304,42 @@ async fn authenticate(
     };
     match state.auth.verify(&token) {
         Ok(claims) => {
-            request.extensions_mut().insert(Caller { user: claims.sub });
+            request.extensions_mut().insert(Caller {
+                user: claims.sub,
+                groups: claims.groups,
+            });
             next.run(request).await
         }
         Err(e) => e.into_response(),
+    }
+}
+
+/// Follows `argocd-rbac-cm`: a change applies to the next request.
+async fn watch_rbac(shared: AppState, client: Client) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let maps: Api<ConfigMap> = Api::namespaced(client, &shared.namespace);
+    let config = watcher::Config::default().fields("metadata.name=argocd-rbac-cm");
+    let mut stream = watcher::watcher(maps, config).boxed();
+    while let Some(event) = stream.next().await {
+        let data = match event {
+            Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
+                cm.data.unwrap_or_default()
+            }
+            Ok(watcher::Event::Delete(_)) => BTreeMap::new(),
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "watching argocd-rbac-cm");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let policy = rbac::Policy::from_data(&data);
+        for problem in &policy.problems {
+            tracing::warn!(%problem, "argocd-rbac-cm");
+        }
+        if let Ok(mut p) = shared.policy.write() {
+            *p = Arc::new(policy);
+        }
     }
 }
 

@@ -256,8 +256,18 @@ async fn the_api_over_http() {
             .await
             .unwrap()
     };
+    let mut tries = 0;
     until("alpha synced", async || {
-        app_of("alpha").await["status"]["operationState"]["phase"] == "Succeeded"
+        let a = app_of("alpha").await;
+        tries += 1;
+        if tries % 100 == 0 {
+            // Shown only when the test fails.
+            eprintln!(
+                "alpha: {:#}",
+                json!([a["operation"], a["status"]["operationState"]])
+            );
+        }
+        a["status"]["operationState"]["phase"] == "Succeeded"
     })
     .await;
     let alpha = app_of("alpha").await;

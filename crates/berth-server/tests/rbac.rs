@@ -1,0 +1,267 @@
+//! Argo CD's RBAC over real HTTP: local accounts from `argocd-cm` and
+//! `argocd-secret`, a policy from `argocd-rbac-cm` (roles, groups, globs,
+//! a deny rule), a matrix of users × routes, lists filtered to what each
+//! user may get, and a policy change applied while running.
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::time::Duration;
+
+use berth_server::{Server, ServerConfig};
+use berth_testenv::TestNamespace;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn kubectl(ns: &TestNamespace, args: &[&str], stdin: Option<&str>) -> String {
+    berth_testenv::kubectl_ok(&ns.kubeconfig, args, stdin).unwrap()
+}
+
+const POLICY: &str = "g, alice, role:readonly\n\
+p, role:deployer, applications, get, default/*, allow\n\
+p, role:deployer, applications, sync, default/alpha, allow\n\
+g, bob, role:deployer\n\
+p, bob, applications, get, default/beta, deny\n";
+
+fn rbac_cm(control: &str, policy: &str) -> String {
+    let indented: String = policy.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: {control}\ndata:\n  policy.csv: |\n{indented}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_matrix() {
+    let ns = TestNamespace::new("rbac").await.unwrap();
+    let control = format!("{}-argocd", ns.name);
+    kubectl(&ns, &["create", "namespace", &control], None);
+    kubectl(
+        &ns,
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: {control}\ndata:\n  accounts.alice: login\n  accounts.bob: apiKey, login\n  accounts.erin: apiKey\n"
+        )),
+    );
+    kubectl(&ns, &["apply", "-f", "-"], Some(&rbac_cm(&control, POLICY)));
+    berth_cluster::bootstrap::install(&ns.client, &control)
+        .await
+        .unwrap();
+    for (name, project) in [
+        ("alpha", "default"),
+        ("beta", "default"),
+        ("gamma", "other"),
+    ] {
+        let app = format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {control}\nspec:\n  project: {project}\n  source:\n    repoURL: https://example.invalid/repo.git\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n",
+            ns.name
+        );
+        kubectl(&ns, &["apply", "-f", "-"], Some(&app));
+    }
+    let server = Server::start(
+        ns.client.clone(),
+        ServerConfig {
+            namespace: control.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    // Passwords as Argo CD stores them: bcrypt hashes in argocd-secret.
+    let hash = |p: &str| bcrypt::hash(p, 4).unwrap();
+    let patch = json!({"stringData": {
+        "accounts.alice.password": hash("alice-pass"),
+        "accounts.bob.password": hash("bob-pass"),
+        "accounts.erin.password": hash("erin-pass"),
+    }});
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "secret",
+            "argocd-secret",
+            "-n",
+            &control,
+            "--type",
+            "merge",
+            "-p",
+            &patch.to_string(),
+        ],
+        None,
+    );
+    let base = server.url();
+    let http = reqwest::Client::new();
+    let login = async |user: &str, pass: &str| -> Option<String> {
+        let r = http
+            .post(format!("{base}/api/v1/session"))
+            .json(&json!({"username": user, "password": pass}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != StatusCode::OK {
+            return None;
+        }
+        r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .map(String::from)
+    };
+    let admin_token = server.token_for("admin").unwrap();
+    let alice = login("alice", "alice-pass").await.expect("alice logs in");
+    let bob = login("bob", "bob-pass").await.expect("bob logs in");
+    assert!(
+        login("erin", "erin-pass").await.is_none(),
+        "an account without login cannot log in"
+    );
+    assert!(login("carol", "x").await.is_none(), "no such account");
+
+    let call = async |token: &str, method: &str, path: &str| -> (StatusCode, Value) {
+        let url = format!("{base}{path}");
+        let r = match method {
+            "GET" => http.get(url),
+            "POST" => http.post(url).json(&json!({})),
+            "DELETE" => http.delete(url),
+            _ => unreachable!(),
+        }
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    };
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Lists show only what each may get.
+    for (who, token, expected) in [
+        ("admin", &admin_token, vec!["alpha", "beta", "gamma"]),
+        ("alice", &alice, vec!["alpha", "beta", "gamma"]),
+        ("bob", &bob, vec!["alpha"]),
+    ] {
+        let (status, list) = call(token, "GET", "/api/v1/applications").await;
+        assert_eq!(status, StatusCode::OK, "{who}");
+        assert_eq!(names(&list), expected, "{who}'s list");
+    }
+
+    // The matrix: (user, method, path, expected status).
+    let forbidden = StatusCode::FORBIDDEN;
+    let matrix: Vec<(&str, &String, &str, &str, StatusCode)> = vec![
+        (
+            "alice",
+            &alice,
+            "GET",
+            "/api/v1/applications/alpha",
+            StatusCode::OK,
+        ),
+        (
+            "alice",
+            &alice,
+            "POST",
+            "/api/v1/applications/alpha/sync",
+            forbidden,
+        ),
+        (
+            "alice",
+            &alice,
+            "POST",
+            "/api/v1/applications/alpha/rollback",
+            forbidden,
+        ),
+        (
+            "alice",
+            &alice,
+            "DELETE",
+            "/api/v1/applications/alpha/operation",
+            forbidden,
+        ),
+        (
+            "bob",
+            &bob,
+            "GET",
+            "/api/v1/applications/alpha",
+            StatusCode::OK,
+        ),
+        ("bob", &bob, "GET", "/api/v1/applications/beta", forbidden),
+        ("bob", &bob, "GET", "/api/v1/applications/gamma", forbidden),
+        (
+            "bob",
+            &bob,
+            "POST",
+            "/api/v1/applications/beta/sync",
+            forbidden,
+        ),
+        (
+            "bob",
+            &bob,
+            "POST",
+            "/api/v1/applications/alpha/sync",
+            StatusCode::OK,
+        ),
+        // No controller runs here: the request stays pending.
+        (
+            "bob",
+            &bob,
+            "POST",
+            "/api/v1/applications/alpha/sync",
+            StatusCode::CONFLICT,
+        ),
+        (
+            "admin",
+            &admin_token,
+            "POST",
+            "/api/v1/applications/gamma/sync",
+            StatusCode::OK,
+        ),
+    ];
+    for (who, token, method, path, expected) in matrix {
+        let (status, body) = call(token, method, path).await;
+        assert_eq!(status, expected, "{who} {method} {path}: {body}");
+        if status == forbidden {
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("permission denied"),
+                "{body}"
+            );
+            assert_eq!(body["code"], 7);
+        }
+    }
+    let (_, alpha) = call(&admin_token, "GET", "/api/v1/applications/alpha").await;
+    assert_eq!(alpha["operation"]["initiatedBy"]["username"], "bob");
+
+    // A policy change applies to the next requests.
+    let wider = format!("{POLICY}p, alice, applications, sync, default/*, allow\n");
+    kubectl(&ns, &["apply", "-f", "-"], Some(&rbac_cm(&control, &wider)));
+    let mut status = StatusCode::FORBIDDEN;
+    for _ in 0..100 {
+        status = call(&alice, "POST", "/api/v1/applications/beta/sync")
+            .await
+            .0;
+        if status != StatusCode::FORBIDDEN {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::OK, "alice may sync after the change");
+
+    // A token past its expiry is refused.
+    let short = server
+        .token_valid_for("admin", Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(
+        call(&short, "GET", "/api/v1/applications").await.0,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = call(&short, "GET", "/api/v1/applications").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    drop(server);
+}
