@@ -20,6 +20,7 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/version") => get(version),
         ("GET", "/api/openapi.json") => get(openapi),
         ("POST", "/api/v1/session") => post(login),
+        ("POST", "/api/webhook") => post(crate::webhook::receive),
         ("GET", "/api/v1/session/userinfo") => get(userinfo),
         ("GET", "/api/v1/applications") => get(list),
         ("GET", "/api/v1/applications/{name}") => get(get_app),

@@ -30,6 +30,7 @@ pub mod auth;
 pub mod error;
 pub mod openapi;
 pub mod rbac;
+pub mod webhook;
 
 use error::ApiError;
 
@@ -67,6 +68,8 @@ pub struct ServerConfig {
 
 /// What every handler shares.
 pub struct Shared {
+    /// The Kubernetes client.
+    pub client: Client,
     /// The control namespace.
     pub namespace: String,
     /// Applications in it.
@@ -155,6 +158,7 @@ impl Server {
             watcher::watcher(apps.clone(), watcher::Config::default()),
         );
         let shared = Arc::new(Shared {
+            client: client.clone(),
             namespace: config.namespace.clone(),
             apps,
             store: store.clone(),
@@ -229,6 +233,13 @@ pub const ROUTES: &[openapi::Route] = &[
         "POST",
         "/api/v1/session",
         "Log in: returns a token",
+        false,
+        false,
+    ),
+    openapi::Route::new(
+        "POST",
+        "/api/webhook",
+        "Git push webhook (GitHub, GitLab, Gitea/Gogs, Bitbucket): refreshes the apps of that repository and branch",
         false,
         false,
     ),

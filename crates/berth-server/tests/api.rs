@@ -334,6 +334,50 @@ async fn the_api_over_http() {
         404
     );
 
+    // A push webhook (GitHub's shape, no secret configured) refreshes the
+    // apps of that repository and branch, and none of another.
+    let push = |repo: &str, r#ref: &str| {
+        json!({"ref": r#ref, "after": "0123456789abcdef0123456789abcdef01234567",
+            "repository": {"html_url": repo, "clone_url": repo},
+            "commits": [{"added": [], "modified": ["app/cm.yaml"], "removed": []}], "size": 1})
+    };
+    let hook = async |payload: Value| -> (reqwest::StatusCode, Value) {
+        let r = http
+            .post(format!("{base}/api/webhook"))
+            .header("X-GitHub-Event", "push")
+            .json(&payload)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    };
+    let (status, body) = hook(push(&url, "refs/heads/main")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["refreshed"], json!(["alpha", "beta", "gamma"]));
+    let (_, body) = hook(push(&url, "refs/heads/other")).await;
+    assert_eq!(body["refreshed"], json!([]), "another branch");
+    let (_, body) = hook(push("https://example.com/else.git", "refs/heads/main")).await;
+    assert_eq!(body["refreshed"], json!([]), "another repository");
+    // With a secret configured, an unsigned delivery is refused.
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "secret",
+            "argocd-secret",
+            "-n",
+            &control,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"stringData":{"webhook.github.secret":"s3cret"}}"#,
+        ],
+        None,
+    );
+    let (status, _) = hook(push(&url, "refs/heads/main")).await;
+    assert_eq!(status, 401);
+
     drop(server);
     let _ = stop.send(());
     let _ = running.await;
