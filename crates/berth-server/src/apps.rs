@@ -21,6 +21,7 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/openapi.json") => get(openapi),
         ("POST", "/api/v1/session") => post(login),
         ("POST", "/api/webhook") => post(crate::webhook::receive),
+        ("GET", "/api/v1/stream/applications") => get(crate::stream::applications),
         ("GET", "/api/v1/session/userinfo") => get(userinfo),
         ("GET", "/api/v1/applications") => get(list),
         ("GET", "/api/v1/applications/{name}") => get(get_app),
@@ -60,7 +61,7 @@ async fn userinfo(Extension(caller): Extension<Caller>) -> Json<Value> {
 }
 
 /// `a=1&b=x%20y&b=z` as pairs, in order (repeated keys kept).
-fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     fn decode(s: &str) -> String {
         let bytes = s.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());
@@ -96,7 +97,7 @@ fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
 
 /// Whether `labels` satisfy a label selector (`k=v`, `k==v`, `k!=v`, `k`,
 /// `!k`, comma-separated).
-fn selector_matches(selector: &str, labels: &serde_json::Map<String, Value>) -> bool {
+pub(crate) fn selector_matches(selector: &str, labels: &serde_json::Map<String, Value>) -> bool {
     selector
         .split(',')
         .map(str::trim)
@@ -116,7 +117,7 @@ fn selector_matches(selector: &str, labels: &serde_json::Map<String, Value>) -> 
 }
 
 /// The RBAC object of an Application: `project/name`.
-fn rbac_object(app: &DynamicObject) -> String {
+pub(crate) fn rbac_object(app: &DynamicObject) -> String {
     let project = app
         .data
         .pointer("/spec/project")
@@ -130,7 +131,7 @@ fn rbac_object(app: &DynamicObject) -> String {
 }
 
 /// An Application as the API returns it: without `managedFields`.
-fn render(obj: &DynamicObject) -> Value {
+pub(crate) fn render(obj: &DynamicObject) -> Value {
     let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");

@@ -30,6 +30,7 @@ pub mod auth;
 pub mod error;
 pub mod openapi;
 pub mod rbac;
+pub mod stream;
 pub mod webhook;
 
 use error::ApiError;
@@ -81,6 +82,17 @@ pub struct Shared {
     pub auth: auth::Auth,
     /// `argocd-rbac-cm`, parsed; replaced whole when it changes.
     pub policy: RwLock<Arc<rbac::Policy>>,
+    /// Every change to an Application, for the event stream.
+    pub changes: tokio::sync::broadcast::Sender<AppChange>,
+}
+
+/// A change to an Application, as the event stream sends it.
+#[derive(Debug, Clone)]
+pub struct AppChange {
+    /// `ADDED`, `MODIFIED` or `DELETED`, Argo CD's event types.
+    pub kind: &'static str,
+    /// The Application after (or, deleted, before) the change.
+    pub app: Arc<DynamicObject>,
 }
 
 impl Shared {
@@ -157,7 +169,9 @@ impl Server {
             writer,
             watcher::watcher(apps.clone(), watcher::Config::default()),
         );
+        let (changes, _) = tokio::sync::broadcast::channel(4096);
         let shared = Arc::new(Shared {
+            changes,
             client: client.clone(),
             namespace: config.namespace.clone(),
             apps,
@@ -179,13 +193,26 @@ impl Server {
                 source,
             })?;
         let router = router(Arc::clone(&shared));
+        let stream_shared = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             let watch = tokio::spawn(async move {
                 let mut feed = std::pin::pin!(feed);
                 while let Some(event) = feed.next().await {
-                    if let Err(e) = event {
-                        tracing::warn!(error = %e, "watching Applications");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    let change = match event {
+                        Ok(watcher::Event::Apply(a)) => Some(("MODIFIED", a)),
+                        Ok(watcher::Event::Delete(a)) => Some(("DELETED", a)),
+                        Ok(_) => None,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "watching Applications");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            None
+                        }
+                    };
+                    if let Some((kind, app)) = change {
+                        let _ = stream_shared.changes.send(AppChange {
+                            kind,
+                            app: Arc::new(app),
+                        });
                     }
                 }
             });
@@ -282,6 +309,13 @@ pub const ROUTES: &[openapi::Route] = &[
         "DELETE",
         "/api/v1/applications/{name}/operation",
         "Terminate the running operation",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/stream/applications",
+        "Server-sent events of application changes (`name`, `projects`, `selector` filters)",
         false,
         true,
     ),

@@ -27,6 +27,19 @@ async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Reads server-sent events into `seen` until it contains `needle`.
+async fn read_until(response: &mut reqwest::Response, seen: &mut String, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {needle} in the stream: {seen}"))
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_over_http() {
     let ns = TestNamespace::new("api").await.unwrap();
@@ -333,6 +346,34 @@ async fn the_api_over_http() {
             .status(),
         404
     );
+
+    // The event stream: the current state first, then each change.
+    let mut sse = http
+        .get(format!("{base}/api/v1/stream/applications?name=beta"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), 200);
+    let mut seen = String::new();
+    read_until(&mut sse, &mut seen, "\"ADDED\"").await;
+    kubectl(
+        &ns,
+        &[
+            "annotate",
+            "app",
+            "beta",
+            "-n",
+            &control,
+            "example.com/touched=yes",
+        ],
+        None,
+    );
+    read_until(&mut sse, &mut seen, "example.com/touched").await;
+    assert!(seen.contains("\"MODIFIED\""), "{seen}");
+    assert!(seen.contains("\"result\""), "Argo CD's event shape");
+    assert!(!seen.contains("\"alpha\""), "filtered by name");
+    drop(sse);
 
     // A push webhook (GitHub's shape, no secret configured) refreshes the
     // apps of that repository and branch, and none of another.

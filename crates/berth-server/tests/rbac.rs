@@ -230,6 +230,50 @@ async fn rbac_matrix() {
             assert_eq!(body["code"], 7);
         }
     }
+    // The event stream shows bob only what he may get: the snapshot comes
+    // in name order, then changes in order, so once alpha's change is
+    // there, everything before it was filtered already.
+    let mut sse = http
+        .get(format!("{base}/api/v1/stream/applications"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), StatusCode::OK);
+    let mut seen = String::new();
+    let read_until = async |sse: &mut reqwest::Response, seen: &mut String, needle: &str| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !seen.contains(needle) {
+            let chunk = tokio::time::timeout_at(deadline, sse.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no {needle} in the stream: {seen}"))
+                .unwrap()
+                .expect("open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    read_until(&mut sse, &mut seen, "\"alpha\"").await;
+    for app in ["gamma", "beta", "alpha"] {
+        kubectl(
+            &ns,
+            &[
+                "annotate",
+                "app",
+                app,
+                "-n",
+                &control,
+                "example.com/touched=yes",
+            ],
+            None,
+        );
+    }
+    read_until(&mut sse, &mut seen, "example.com/touched").await;
+    assert!(
+        !seen.contains("\"beta\"") && !seen.contains("\"gamma\""),
+        "{seen}"
+    );
+    drop(sse);
+
     let (_, alpha) = call(&admin_token, "GET", "/api/v1/applications/alpha").await;
     assert_eq!(alpha["operation"]["initiatedBy"]["username"], "bob");
 
