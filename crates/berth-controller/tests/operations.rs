@@ -12,24 +12,6 @@ mod common;
 use common::{Harness, exists, kubectl, until};
 use serde_json::{Value, json};
 
-fn patch_app(h: &Harness, patch: &Value) {
-    kubectl(
-        &h.ns,
-        &[
-            "patch",
-            "app",
-            &h.name,
-            "-n",
-            &h.control,
-            "--type",
-            "merge",
-            "-p",
-            &patch.to_string(),
-        ],
-        None,
-    );
-}
-
 fn data(h: &Harness, cm: &str, key: &str) -> String {
     let out = kubectl(
         &h.ns,
@@ -86,7 +68,7 @@ async fn sync_to_a_revision_and_roll_back() {
         .unwrap()
         .trim()
         .to_string();
-    patch_app(&h, &json!({"operation": {"sync": {}}}));
+    h.request_sync();
     wait_phase(&h, "Succeeded", 1).await;
     assert_eq!(data(&h, "a", "color"), "blue");
 
@@ -94,7 +76,7 @@ async fn sync_to_a_revision_and_roll_back() {
         .commit(&[("app/a.yaml", &cm("a", "green"))], "green")
         .unwrap();
     h.repo.push("main").unwrap();
-    patch_app(&h, &json!({"operation": {"sync": {}}}));
+    h.request_sync();
     let app = wait_phase(&h, "Succeeded", 2).await;
     assert_eq!(
         data(&h, "a", "color"),
@@ -108,8 +90,7 @@ async fn sync_to_a_revision_and_roll_back() {
     assert_ne!(second, first);
 
     // A sync to an explicit revision: the first commit, by SHA.
-    patch_app(
-        &h,
+    h.patch_app(
         &json!({"operation": {"sync": {"revision": first}, "initiatedBy": {"username": "alice"}}}),
     );
     let app = wait_phase(&h, "Succeeded", 3).await;
@@ -135,8 +116,7 @@ async fn sync_to_a_revision_and_roll_back() {
         .iter()
         .find(|e| e["revision"] == second.as_str())
         .unwrap();
-    patch_app(
-        &h,
+    h.patch_app(
         &json!({"operation": {"sync": {"revision": entry["revision"], "source": entry["source"]}}}),
     );
     let app = wait_phase(&h, "Succeeded", 4).await;
@@ -164,7 +144,7 @@ async fn selective_sync_touches_only_the_named_resources() {
         Duration::from_secs(3),
     )
     .await;
-    patch_app(&h, &json!({"operation": {"sync": {}}}));
+    h.request_sync();
     wait_phase(&h, "Succeeded", 1).await;
 
     h.repo
@@ -177,9 +157,7 @@ async fn selective_sync_touches_only_the_named_resources() {
         )
         .unwrap();
     h.repo.push("main").unwrap();
-    patch_app(
-        &h,
-        &json!({"operation": {"sync": {"resources": [{"group": "", "kind": "ConfigMap", "name": "b"}]}}}),
+    h.patch_app(&json!({"operation": {"sync": {"resources": [{"group": "", "kind": "ConfigMap", "name": "b"}]}}}),
     );
     let app = wait_phase(&h, "Succeeded", 2).await;
     assert_eq!(
@@ -219,16 +197,13 @@ async fn a_running_sync_can_be_terminated() {
         Duration::from_secs(3),
     )
     .await;
-    patch_app(&h, &json!({"operation": {"sync": {}}}));
+    h.request_sync();
     until("the sync to wait for its hook", || {
         h.app()["status"]["operationState"]["phase"] == "Running" && exists(&h.ns, "job/slow")
     })
     .await;
     // What `argocd app terminate-op` does.
-    patch_app(
-        &h,
-        &json!({"status": {"operationState": {"phase": "Terminating"}}}),
-    );
+    h.patch_app(&json!({"status": {"operationState": {"phase": "Terminating"}}}));
     until("the operation to end", || {
         h.app()["status"]["operationState"]["phase"] == "Failed"
     })

@@ -35,21 +35,7 @@ async fn five_thousand_resources_stay_within_the_status_budget() {
         h.app()["status"]["sync"]["status"] == "OutOfSync"
     })
     .await;
-    kubectl(
-        &h.ns,
-        &[
-            "patch",
-            "app",
-            &h.name,
-            "-n",
-            &h.control,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"operation":{"sync":{}}}"#,
-        ],
-        None,
-    );
+    h.request_sync();
     let mut app = Value::Null;
     for _ in 0..1800 {
         app = h.app();

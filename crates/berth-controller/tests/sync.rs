@@ -370,21 +370,7 @@ async fn waves_run_in_order_and_crash_looping_pods_stop_the_sync_degraded() {
         h.app()["status"]["sync"]["status"] == "OutOfSync"
     })
     .await;
-    kubectl(
-        &h.ns,
-        &[
-            "patch",
-            "app",
-            &h.name,
-            "-n",
-            &h.control,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"operation":{"sync":{}}}"#,
-        ],
-        None,
-    );
+    h.request_sync();
     until("the sync to fail on the degraded wave", || {
         h.app()["status"]["operationState"]["phase"] == "Failed"
     })
@@ -448,21 +434,7 @@ async fn replace_and_force_sync_options() {
     )
     .await;
     let sync = |count: usize| {
-        kubectl(
-            &h.ns,
-            &[
-                "patch",
-                "app",
-                &h.name,
-                "-n",
-                &h.control,
-                "--type",
-                "merge",
-                "-p",
-                r#"{"operation":{"sync":{}}}"#,
-            ],
-            None,
-        );
+        h.request_sync();
         let h = &h;
         async move {
             until("the sync to succeed", || {
@@ -570,21 +542,7 @@ async fn an_app_installs_a_crd_and_manages_its_resources() {
         h.app()["status"]["sync"]["status"] == "OutOfSync"
     })
     .await;
-    kubectl(
-        &h.ns,
-        &[
-            "patch",
-            "app",
-            &h.name,
-            "-n",
-            &h.control,
-            "--type",
-            "merge",
-            "-p",
-            r#"{"operation":{"sync":{}}}"#,
-        ],
-        None,
-    );
+    h.request_sync();
     until("synced, the custom resource included", || {
         let app = h.app();
         app["status"]["operationState"]["phase"] == "Succeeded"

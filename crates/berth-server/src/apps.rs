@@ -116,16 +116,33 @@ pub(crate) fn selector_matches(selector: &str, labels: &serde_json::Map<String, 
         })
 }
 
-/// The RBAC object of an Application: `project/name`.
-pub(crate) fn rbac_object(app: &DynamicObject) -> String {
-    let project = app
-        .data
+/// An Application's project (`default` when it names none).
+pub(crate) fn project_of(app: &DynamicObject) -> &str {
+    app.data
         .pointer("/spec/project")
         .and_then(Value::as_str)
         .filter(|p| !p.is_empty())
-        .unwrap_or("default");
+        .unwrap_or("default")
+}
+
+/// An Application's labels, as a JSON map for [`selector_matches`].
+pub(crate) fn labels_of(app: &DynamicObject) -> serde_json::Map<String, Value> {
+    app.metadata
+        .labels
+        .as_ref()
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The RBAC object of an Application: `project/name`.
+pub(crate) fn rbac_object(app: &DynamicObject) -> String {
     format!(
-        "{project}/{}",
+        "{}/{}",
+        project_of(app),
         app.metadata.name.as_deref().unwrap_or_default()
     )
 }
@@ -205,20 +222,8 @@ async fn list(
         let n = a.metadata.name.as_deref().unwrap_or_default();
         let d = &a.data;
         let text = |p: &str| d.pointer(p).and_then(Value::as_str).unwrap_or_default();
-        let project = match text("/spec/project") {
-            "" => "default",
-            p => p,
-        };
-        let labels = a
-            .metadata
-            .labels
-            .as_ref()
-            .map(|l| {
-                l.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let project = project_of(a);
+        let labels = labels_of(a);
         name.as_deref().is_none_or(|x| x == n)
             && (projects.is_empty() || projects.contains(&project))
             && selector

@@ -13,10 +13,10 @@ use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use kube::api::DynamicObject;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::apps::{query_pairs, rbac_object, render, selector_matches};
+use crate::apps::{labels_of, project_of, query_pairs, rbac_object, render, selector_matches};
 use crate::{AppChange, AppState, Caller};
 
 /// The stream's filters.
@@ -29,22 +29,8 @@ struct Filter {
 impl Filter {
     fn matches(&self, app: &DynamicObject) -> bool {
         let name = app.metadata.name.as_deref().unwrap_or_default();
-        let project = app
-            .data
-            .pointer("/spec/project")
-            .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-            .unwrap_or("default");
-        let labels = app
-            .metadata
-            .labels
-            .as_ref()
-            .map(|l| {
-                l.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let project = project_of(app);
+        let labels = labels_of(app);
         (self.names.is_empty() || self.names.iter().any(|n| n == name))
             && (self.projects.is_empty() || self.projects.iter().any(|p| p == project))
             && self

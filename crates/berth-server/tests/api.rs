@@ -6,6 +6,10 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::read_until;
+
 use base64::Engine;
 use berth_controller::controller::{Config, Controller};
 use berth_server::{ROUTES, Server, ServerConfig};
@@ -25,19 +29,6 @@ async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for {what}");
-}
-
-/// Reads server-sent events into `seen` until it contains `needle`.
-async fn read_until(response: &mut reqwest::Response, seen: &mut String, needle: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !seen.contains(needle) {
-        let chunk = tokio::time::timeout_at(deadline, response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no {needle} in the stream: {seen}"))
-            .unwrap()
-            .expect("the stream stays open");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,10 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::read_until;
+
 use berth_server::{Server, ServerConfig};
 use berth_testenv::TestNamespace;
 use reqwest::StatusCode;
@@ -241,17 +245,6 @@ async fn rbac_matrix() {
         .unwrap();
     assert_eq!(sse.status(), StatusCode::OK);
     let mut seen = String::new();
-    let read_until = async |sse: &mut reqwest::Response, seen: &mut String, needle: &str| {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !seen.contains(needle) {
-            let chunk = tokio::time::timeout_at(deadline, sse.chunk())
-                .await
-                .unwrap_or_else(|_| panic!("no {needle} in the stream: {seen}"))
-                .unwrap()
-                .expect("open");
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    };
     read_until(&mut sse, &mut seen, "\"alpha\"").await;
     for app in ["gamma", "beta", "alpha"] {
         kubectl(

@@ -119,6 +119,30 @@ impl Harness {
         }
     }
 
+    /// A merge patch of the Application, as `kubectl patch` sends it.
+    pub fn patch_app(&self, patch: &Value) {
+        kubectl(
+            &self.ns,
+            &[
+                "patch",
+                "app",
+                &self.name,
+                "-n",
+                &self.control,
+                "--type",
+                "merge",
+                "-p",
+                &patch.to_string(),
+            ],
+            None,
+        );
+    }
+
+    /// Requests a sync (`operation.sync: {}`).
+    pub fn request_sync(&self) {
+        self.patch_app(&serde_json::json!({"operation": {"sync": {}}}));
+    }
+
     pub fn app(&self) -> Value {
         serde_json::from_str(&kubectl(
             &self.ns,
