@@ -372,8 +372,9 @@ impl Application {
                 field("kind")
             )));
         }
-        let app: Application = serde_json::from_value(value)
-            .map_err(|e| invalid(format!("not an Application: {e}")))?;
+        // The error names the field (`spec.source.path: invalid type...`).
+        let app: Application = serde_path_to_error::deserialize(value)
+            .map_err(|e| invalid(format!("{}: {}", e.path(), e.inner())))?;
         if app.metadata.name.is_empty() {
             return Err(invalid("metadata.name is required".into()));
         }
@@ -486,8 +487,9 @@ spec:
         );
         let err = Application::from_yaml("a.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: x}\nspec: {source: {helm: {skipCrds: maybe}}}\n").unwrap_err();
         assert!(
-            err.to_string().starts_with("a.yaml: not an Application: "),
-            "{err}"
+            err.to_string()
+                .starts_with("a.yaml: spec.source.helm.skipCrds: invalid type"),
+            "the field is named: {err}"
         );
     }
 }

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Extension, Json};
 use base64::Engine;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -25,6 +25,9 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/session/userinfo") => get(userinfo),
         ("GET", "/api/v1/applications") => get(list),
         ("GET", "/api/v1/applications/{name}") => get(get_app),
+        ("POST", "/api/v1/applications") => post(create),
+        ("PUT", "/api/v1/applications/{name}") => put(update),
+        ("DELETE", "/api/v1/applications/{name}") => delete(remove),
         ("POST", "/api/v1/applications/{name}/sync") => post(sync),
         ("POST", "/api/v1/applications/{name}/rollback") => post(rollback),
         ("DELETE", "/api/v1/applications/{name}/operation") => delete(terminate),
@@ -298,6 +301,169 @@ async fn get_app(
         return Ok(Json(render(&obj)));
     }
     Ok(Json(render(&app)))
+}
+
+/// An Application from a request body: Argo CD's `Application` JSON, put
+/// in the control namespace; `status` and `operation` are not the
+/// caller's to write.
+fn incoming(state: &AppState, body: &Value, name: Option<&str>) -> Result<DynamicObject, ApiError> {
+    let mut app = body.clone();
+    if !app.is_object() {
+        return Err(ApiError::bad_request(
+            "the body must be an Application object",
+        ));
+    }
+    if let Some(m) = app.as_object_mut() {
+        m.remove("status");
+        m.remove("operation");
+    }
+    app["apiVersion"] = json!("argoproj.io/v1alpha1");
+    app["kind"] = json!("Application");
+    let given = app
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    match name {
+        Some(n) if !given.is_empty() && given != n => {
+            return Err(ApiError::bad_request(format!(
+                "metadata.name {given:?} does not match the path's {n:?}"
+            )));
+        }
+        Some(n) => app["metadata"]["name"] = json!(n),
+        None if given.is_empty() => return Err(ApiError::bad_request("metadata.name: required")),
+        None => {}
+    }
+    let namespace = app
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !namespace.is_empty() && namespace != state.namespace {
+        return Err(ApiError::bad_request(format!(
+            "metadata.namespace {namespace:?}: applications live in {:?}",
+            state.namespace
+        )));
+    }
+    app["metadata"]["namespace"] = json!(state.namespace);
+    if !app.get("spec").is_some_and(Value::is_object) {
+        return Err(ApiError::bad_request("spec: required"));
+    }
+    // The same checks the controller makes, so a wrong spec is refused at
+    // once rather than reported later as a condition.
+    let label = format!("Application {given}");
+    berth_api::application::Application::from_value(&label, app.clone())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    serde_json::from_value(app).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `POST /api/v1/applications`: creates an application; with
+/// `?upsert=true` an existing one gets the new spec.
+async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let app = incoming(&state, &body, None)?;
+    state.authorize(&caller, "applications", "create", &rbac_object(&app))?;
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let upsert = query_pairs(raw.as_deref())
+        .iter()
+        .any(|(k, v)| k == "upsert" && v == "true");
+    match state.apps.create(&PostParams::default(), &app).await {
+        Ok(obj) => {
+            tracing::info!(user = %caller.user, app = %name, "application created");
+            Ok(Json(render(&obj)))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 && upsert => {
+            state.authorize(&caller, "applications", "update", &rbac_object(&app))?;
+            let patch = json!({"metadata": {"labels": app.metadata.labels, "annotations": app.metadata.annotations},
+                "spec": app.data.get("spec")});
+            let obj = state
+                .apps
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
+            Ok(Json(render(&obj)))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(ApiError::conflict(format!(
+            "application {name:?} already exists; use ?upsert=true to replace its spec"
+        ))),
+        Err(e) => Err(ApiError::kube(&format!("application {name:?}"), e)),
+    }
+}
+
+/// `PUT /api/v1/applications/{name}`: replaces the spec (and labels and
+/// annotations), keeping status and operation.
+async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let current = fetch(&state, &name).await?;
+    state.authorize(&caller, "applications", "update", &rbac_object(&current))?;
+    let app = incoming(&state, &body, Some(&name))?;
+    // Moving an app to another project needs the right there too.
+    state.authorize(&caller, "applications", "update", &rbac_object(&app))?;
+    let mut replaced = current.clone();
+    replaced.metadata.labels = app.metadata.labels.clone();
+    replaced.metadata.annotations = app.metadata.annotations.clone();
+    replaced.data["spec"] = app.data.get("spec").cloned().unwrap_or(Value::Null);
+    let obj = state
+        .apps
+        .replace(&name, &PostParams::default(), &replaced)
+        .await
+        .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
+    tracing::info!(user = %caller.user, app = %name, "application updated");
+    Ok(Json(render(&obj)))
+}
+
+/// `DELETE /api/v1/applications/{name}`: with `?cascade=false` the
+/// Application goes and its resources stay. A cascading delete needs the
+/// controller's deletion support, which is not there yet: refused, saying
+/// so, rather than leaving an Application stuck in deletion.
+async fn remove(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let app = fetch(&state, &name).await?;
+    state.authorize(&caller, "applications", "delete", &rbac_object(&app))?;
+    let cascade = query_pairs(raw.as_deref())
+        .iter()
+        .find(|(k, _)| k == "cascade")
+        .map(|(_, v)| v != "false")
+        .unwrap_or(true);
+    if cascade {
+        return Err(ApiError::bad_request(format!(
+            "application {name:?}: deleting its resources with it (cascade) is not supported yet; delete with cascade=false to keep them"
+        )));
+    }
+    // Argo CD's resources finalizer would make the deletion wait for a
+    // cascade that was not asked for: it goes first, as in Argo CD.
+    if let Some(finalizers) = &app.metadata.finalizers {
+        let kept: Vec<&String> = finalizers
+            .iter()
+            .filter(|f| !f.starts_with("resources-finalizer.argocd.argoproj.io"))
+            .collect();
+        if kept.len() != finalizers.len() {
+            let patch = json!({"metadata": {"finalizers": kept, "resourceVersion": app.metadata.resource_version}});
+            state
+                .apps
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
+        }
+    }
+    state
+        .apps
+        .delete(&name, &DeleteParams::default())
+        .await
+        .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
+    tracing::info!(user = %caller.user, app = %name, "application deleted (resources kept)");
+    Ok(Json(json!({})))
 }
 
 /// Writes `operation` unless one is already there, guarded by the

@@ -293,6 +293,27 @@ pub const ROUTES: &[openapi::Route] = &[
     ),
     openapi::Route::new(
         "POST",
+        "/api/v1/applications",
+        "Create an application (`?upsert=true` replaces one with another spec)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "PUT",
+        "/api/v1/applications/{name}",
+        "Update an application's spec",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "DELETE",
+        "/api/v1/applications/{name}",
+        "Delete an application (`?cascade=false` keeps its resources)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "POST",
         "/api/v1/applications/{name}/sync",
         "Sync an application",
         false,

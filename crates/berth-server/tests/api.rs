@@ -338,6 +338,82 @@ async fn the_api_over_http() {
         404
     );
 
+    // Create, update, delete with Argo CD's shapes.
+    let delta = json!({"metadata": {"name": "delta"}, "spec": {"project": "default",
+        "source": {"repoURL": url, "targetRevision": "main", "path": "app"},
+        "destination": {"server": "https://kubernetes.default.svc", "namespace": ns.name}}});
+    let send = async |method: reqwest::Method, path: &str, body: Option<&Value>| {
+        let mut r = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    use reqwest::Method;
+    let (status, created) = send(Method::POST, "/api/v1/applications", Some(&delta)).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["metadata"]["namespace"], control.as_str());
+    let (status, _) = send(Method::POST, "/api/v1/applications", Some(&delta)).await;
+    assert_eq!(status, 409, "exists");
+    let mut moved = delta.clone();
+    moved["spec"]["source"]["targetRevision"] = json!("HEAD");
+    let (status, upserted) = send(
+        Method::POST,
+        "/api/v1/applications?upsert=true",
+        Some(&moved),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(upserted["spec"]["source"]["targetRevision"], "HEAD");
+    let mut bad = delta.clone();
+    bad["spec"]["source"] = json!("not an object");
+    let (status, body) = send(Method::POST, "/api/v1/applications", Some(&bad)).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("spec"), "{body}");
+    let mut elsewhere = delta.clone();
+    elsewhere["metadata"]["namespace"] = json!("kube-system");
+    assert_eq!(
+        send(Method::POST, "/api/v1/applications", Some(&elsewhere))
+            .await
+            .0,
+        400
+    );
+    let mut renamed = delta.clone();
+    renamed["metadata"]["name"] = json!("other");
+    assert_eq!(
+        send(Method::PUT, "/api/v1/applications/delta", Some(&renamed))
+            .await
+            .0,
+        400
+    );
+    let (status, updated) = send(Method::PUT, "/api/v1/applications/delta", Some(&delta)).await;
+    assert_eq!(status, 200);
+    assert_eq!(updated["spec"]["source"]["targetRevision"], "main");
+    let (status, body) = send(Method::DELETE, "/api/v1/applications/delta", None).await;
+    assert_eq!(status, 400, "cascade is not supported yet: {body}");
+    assert_eq!(
+        send(
+            Method::DELETE,
+            "/api/v1/applications/delta?cascade=false",
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    until("delta gone", async || {
+        get("/api/v1/applications/delta".into())
+            .await
+            .unwrap()
+            .status()
+            == 404
+    })
+    .await;
+
     // The event stream: the current state first, then each change.
     let mut sse = http
         .get(format!("{base}/api/v1/stream/applications?name=beta"))

@@ -219,6 +219,20 @@ async fn rbac_matrix() {
             "/api/v1/applications/gamma/sync",
             StatusCode::OK,
         ),
+        (
+            "alice",
+            &alice,
+            "DELETE",
+            "/api/v1/applications/alpha?cascade=false",
+            forbidden,
+        ),
+        (
+            "bob",
+            &bob,
+            "DELETE",
+            "/api/v1/applications/alpha?cascade=false",
+            forbidden,
+        ),
     ];
     for (who, token, method, path, expected) in matrix {
         let (status, body) = call(token, method, path).await;
