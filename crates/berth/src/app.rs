@@ -117,6 +117,46 @@ enum AppCommand {
         /// The application.
         name: String,
     },
+    /// Create an application from a manifest (YAML or JSON).
+    Create {
+        /// The Application manifest.
+        #[arg(short = 'f', long = "file")]
+        file: std::path::PathBuf,
+        /// Replace the spec of an existing application of that name.
+        #[arg(long)]
+        upsert: bool,
+    },
+    /// Delete an application.
+    Delete {
+        /// The application.
+        name: String,
+        /// Also delete its resources (`--cascade=false` keeps them; the
+        /// cascade is not supported yet).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        cascade: bool,
+    },
+    /// The syncs recorded in the application's history.
+    History {
+        /// The application.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Wait until the application is Synced and/or Healthy (for pipelines).
+    Wait {
+        /// The application.
+        name: String,
+        /// Wait for sync status Synced.
+        #[arg(long)]
+        sync: bool,
+        /// Wait for health Healthy.
+        #[arg(long)]
+        health: bool,
+        /// Give up after this many seconds (exit 1).
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -436,6 +476,100 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                 &name,
                 Duration::from_secs(300),
             ))
+        }
+        AppCommand::Create { file, upsert } => {
+            let content = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let manifest: Value = serde_saphyr::from_str(&content)
+                .with_context(|| format!("{}: not YAML or JSON", file.display()))?;
+            let path = if upsert {
+                "/api/v1/applications?upsert=true"
+            } else {
+                "/api/v1/applications"
+            };
+            let a = rt.block_on(api.call(Method::POST, path, Some(&manifest)))?;
+            println!("application {} created", text(&a, "/metadata/name"));
+            Ok(true)
+        }
+        AppCommand::Delete { name, cascade } => {
+            rt.block_on(api.call(
+                Method::DELETE,
+                &format!("/api/v1/applications/{}?cascade={cascade}", encode(&name)),
+                None,
+            ))?;
+            println!("application {name} deleted");
+            Ok(true)
+        }
+        AppCommand::History { name, output } => {
+            let a = rt.block_on(api.call(
+                Method::GET,
+                &format!("/api/v1/applications/{}", encode(&name)),
+                None,
+            ))?;
+            let history = a["status"]["history"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            match output {
+                Output::Json | Output::Yaml => print_value(&json!(history), output)?,
+                _ => {
+                    let mut rows = vec![
+                        ["ID", "DATE", "REVISION", "INITIATED BY"]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect::<Vec<_>>(),
+                    ];
+                    for h in &history {
+                        let by = h["initiatedBy"]["username"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| {
+                                if h["initiatedBy"]["automated"] == true {
+                                    "automated".into()
+                                } else {
+                                    String::new()
+                                }
+                            });
+                        rows.push(vec![
+                            h["id"].to_string(),
+                            text(h, "/deployedAt").to_string(),
+                            text(h, "/revision").to_string(),
+                            by,
+                        ]);
+                    }
+                    print_table(&rows);
+                }
+            }
+            Ok(true)
+        }
+        AppCommand::Wait {
+            name,
+            sync,
+            health,
+            timeout,
+        } => {
+            let (sync, health) = if !sync && !health {
+                (true, true)
+            } else {
+                (sync, health)
+            };
+            let path = format!("/api/v1/applications/{}", encode(&name));
+            let start = Instant::now();
+            loop {
+                let a = rt.block_on(api.call(Method::GET, &path, None))?;
+                let s = text(&a, "/status/sync/status").to_string();
+                let h = text(&a, "/status/health/status").to_string();
+                let pending = a.get("operation").is_some_and(|o| !o.is_null());
+                if !pending && (!sync || s == "Synced") && (!health || h == "Healthy") {
+                    println!("{name}: {s} {h}");
+                    return Ok(true);
+                }
+                if start.elapsed() > Duration::from_secs(timeout) {
+                    eprintln!("{name}: still {s} {h} after {timeout} s");
+                    return Ok(false);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
         }
         AppCommand::TerminateOp { name } => {
             rt.block_on(api.call(

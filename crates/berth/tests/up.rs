@@ -408,6 +408,60 @@ fn demo_environments_sync_by_their_policies() {
         out.contains("Deployment") && out.contains("Synced"),
         "{out}"
     );
+    let waited = cli(&[
+        "app",
+        "wait",
+        "guestbook-prod",
+        "--sync",
+        "--health",
+        "--timeout",
+        "120",
+    ]);
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let history =
+        String::from_utf8_lossy(&cli(&["app", "history", "guestbook-prod"]).stdout).to_string();
+    assert!(history.starts_with("ID"), "{history}");
+    assert!(
+        history
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with('0') && l.contains("admin")),
+        "{history}"
+    );
+    // Create from a manifest, delete keeping the resources.
+    let manifest = dir.join("extra-app.yaml");
+    std::fs::write(
+        &manifest,
+        include_str!("example-application.yaml")
+            .replace("name: my-service", "name: extra")
+            .replace(
+                "https://github.com/yourorg/yourrepo",
+                "https://example.invalid/repo.git",
+            ),
+    )
+    .unwrap();
+    let created = cli(&["app", "create", "-f", manifest.to_str().unwrap()]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let refused = cli(&["app", "delete", "extra"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "cascade is not supported yet"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cascade=false"));
+    assert!(
+        cli(&["app", "delete", "extra", "--cascade=false"])
+            .status
+            .success()
+    );
     let version = String::from_utf8_lossy(&cli(&["version"]).stdout).to_string();
     assert!(version.contains(&server_url), "{version}");
     // Usage errors exit 2; a refused request exits 1 with the server's words.
