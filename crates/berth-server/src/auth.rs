@@ -14,7 +14,7 @@
 //! 5 minutes, logins for that user are refused until the window passes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -106,6 +106,22 @@ pub struct Claims {
     pub groups: Vec<String>,
 }
 
+/// One API token of an account, as Argo CD records it in
+/// `argocd-secret` (`accounts.NAME.tokens`, a JSON list).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The token's id (its `jti`).
+    pub id: String,
+    /// Issued at, seconds since the epoch.
+    pub iat: u64,
+    /// Expires at; 0 for never.
+    #[serde(default)]
+    pub exp: u64,
+}
+
+/// The subject suffix of API tokens, as Argo CD writes it.
+pub const API_KEY_SUFFIX: &str = ":apiKey";
+
 /// Signs and checks tokens; checks passwords.
 pub struct Auth {
     client: Client,
@@ -113,6 +129,20 @@ pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Live API tokens by account, from `argocd-secret`: a token not listed
+    /// here has been revoked.
+    tokens: RwLock<HashMap<String, Vec<TokenRecord>>>,
+}
+
+/// The API tokens recorded in `argocd-secret`'s data.
+pub fn tokens_from(data: &BTreeMap<String, ByteString>) -> HashMap<String, Vec<TokenRecord>> {
+    data.iter()
+        .filter_map(|(k, v)| {
+            let account = k.strip_prefix("accounts.")?.strip_suffix(".tokens")?;
+            let list: Vec<TokenRecord> = serde_json::from_slice(&v.0).ok()?;
+            Some((account.to_string(), list))
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for Auth {
@@ -217,6 +247,7 @@ impl Auth {
             encoding: EncodingKey::from_secret(&key).map_err(AuthError::Key)?,
             decoding: DecodingKey::from_secret(&key).map_err(AuthError::Key)?,
             failures: Mutex::new(HashMap::new()),
+            tokens: RwLock::new(tokens_from(&data)),
         })
     }
 
@@ -237,6 +268,152 @@ impl Auth {
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
+    }
+
+    /// Replaces the known API tokens (the server Secret changed).
+    pub fn set_tokens(&self, tokens: HashMap<String, Vec<TokenRecord>>) {
+        if let Ok(mut t) = self.tokens.write() {
+            *t = tokens;
+        }
+    }
+
+    /// An account's API tokens.
+    pub fn tokens_of(&self, account: &str) -> Vec<TokenRecord> {
+        self.tokens
+            .read()
+            .ok()
+            .and_then(|t| t.get(account).cloned())
+            .unwrap_or_default()
+    }
+
+    /// The user a valid token speaks for: a session's subject, or the
+    /// account of an API token that is still listed (not revoked).
+    pub fn verify_user(&self, token: &str) -> Result<Claims, ApiError> {
+        let mut claims = self.verify(token)?;
+        if let Some(account) = claims.sub.strip_suffix(API_KEY_SUFFIX) {
+            let account = account.to_string();
+            if !self.tokens_of(&account).iter().any(|t| t.id == claims.jti) {
+                return Err(ApiError::unauthenticated(format!(
+                    "the API token {} of account {account:?} has been revoked",
+                    claims.jti
+                )));
+            }
+            claims.sub = account;
+        }
+        Ok(claims)
+    }
+
+    /// Issues an API token for `account` and records it in `argocd-secret`
+    /// (so it can be listed and revoked). `id` empty: a random one.
+    pub async fn issue_api_token(
+        &self,
+        account: &str,
+        id: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<(String, TokenRecord), ApiError> {
+        let iat = now();
+        let id = if id.is_empty() {
+            random_bytes(8)
+                .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                .map_err(|e| ApiError::internal(format!("token id: {e}")))?
+        } else {
+            id.to_string()
+        };
+        if self.tokens_of(account).iter().any(|t| t.id == id) {
+            return Err(ApiError::conflict(format!(
+                "account {account:?} already has a token with id {id:?}"
+            )));
+        }
+        let record = TokenRecord {
+            id: id.clone(),
+            iat,
+            exp: expires_in.map(|d| iat + d.as_secs()).unwrap_or(0),
+        };
+        let claims = Claims {
+            iss: "argocd".into(),
+            sub: format!("{account}{API_KEY_SUFFIX}"),
+            iat,
+            nbf: iat,
+            exp: expires_in.map(|d| iat + d.as_secs()),
+            jti: id,
+            groups: Vec::new(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))?;
+        let mut list = self.tokens_of(account);
+        list.push(record.clone());
+        self.write_tokens(account, list).await?;
+        Ok((token, record))
+    }
+
+    /// Revokes an account's API token.
+    pub async fn revoke(&self, account: &str, id: &str) -> Result<(), ApiError> {
+        let mut list = self.tokens_of(account);
+        let before = list.len();
+        list.retain(|t| t.id != id);
+        if list.len() == before {
+            return Err(ApiError::not_found(format!(
+                "account {account:?} has no token {id:?}"
+            )));
+        }
+        self.write_tokens(account, list).await
+    }
+
+    async fn write_tokens(&self, account: &str, list: Vec<TokenRecord>) -> Result<(), ApiError> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        let encoded =
+            serde_json::to_string(&list).map_err(|e| ApiError::internal(format!("tokens: {e}")))?;
+        let patch =
+            serde_json::json!({"stringData": {format!("accounts.{account}.tokens"): encoded}});
+        secrets
+            .patch(
+                SERVER_SECRET,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|e| ApiError::kube("writing the server Secret", e))?;
+        if let Ok(mut t) = self.tokens.write() {
+            t.insert(account.to_string(), list);
+        }
+        Ok(())
+    }
+
+    /// Sets `user`'s password (bcrypt, as Argo CD stores it).
+    pub async fn set_password(&self, user: &str, password: &str) -> Result<(), ApiError> {
+        if password.chars().count() < 8 {
+            return Err(ApiError::bad_request("newPassword: at least 8 characters"));
+        }
+        let owned = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || bcrypt::hash(owned, bcrypt::DEFAULT_COST))
+            .await
+            .map_err(|e| ApiError::internal(format!("hashing: {e}")))?
+            .map_err(|e| ApiError::internal(format!("hashing: {e}")))?;
+        let key = if user == "admin" {
+            "admin.password".to_string()
+        } else {
+            format!("accounts.{user}.password")
+        };
+        let mtime_key = format!("{}Mtime", key);
+        let patch = serde_json::json!({"stringData": {
+            key: hash,
+            mtime_key: berth_api::time::rfc3339(SystemTime::now()),
+        }});
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        secrets
+            .patch(
+                SERVER_SECRET,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|e| ApiError::kube("writing the server Secret", e))?;
+        Ok(())
+    }
+
+    /// Whether `password` is `user`'s (without the login limit).
+    pub async fn password_matches(&self, user: &str, password: &str) -> Result<bool, ApiError> {
+        self.check_password(user, password).await
     }
 
     /// The claims of a valid token.

@@ -25,6 +25,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
+pub mod accounts;
 pub mod apps;
 pub mod auth;
 pub mod error;
@@ -180,6 +181,7 @@ impl Server {
             policy: RwLock::new(Arc::new(rbac::Policy::from_data(&BTreeMap::new()))),
         });
         let policy_task = tokio::spawn(watch_rbac(Arc::clone(&shared), client.clone()));
+        let secret_task = tokio::spawn(watch_server_secret(Arc::clone(&shared), client.clone()));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Listen {
@@ -221,6 +223,7 @@ impl Server {
             }
             watch.abort();
             policy_task.abort();
+            secret_task.abort();
         });
         // Lists are answered from the cache: wait for its first fill.
         let _ = tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready()).await;
@@ -340,6 +343,35 @@ pub const ROUTES: &[openapi::Route] = &[
         false,
         true,
     ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/account",
+        "List accounts and their API tokens",
+        false,
+        true,
+    ),
+    openapi::Route::new("GET", "/api/v1/account/{name}", "One account", false, true),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/account/{name}/token",
+        "Create an API token (`{id, expiresIn}`)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "DELETE",
+        "/api/v1/account/{name}/token/{id}",
+        "Revoke an API token",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "PUT",
+        "/api/v1/account/password",
+        "Change a password (`{name, currentPassword, newPassword}`)",
+        false,
+        true,
+    ),
 ];
 
 async fn authenticate(
@@ -368,7 +400,7 @@ async fn authenticate(
         )
         .into_response();
     };
-    match state.auth.verify(&token) {
+    match state.auth.verify_user(&token) {
         Ok(claims) => {
             request.extensions_mut().insert(Caller {
                 user: claims.sub,
@@ -377,6 +409,31 @@ async fn authenticate(
             next.run(request).await
         }
         Err(e) => e.into_response(),
+    }
+}
+
+/// Follows `argocd-secret`: API tokens created or revoked by another
+/// replica (or by hand) count at the next request.
+async fn watch_server_secret(shared: AppState, client: Client) {
+    use k8s_openapi::api::core::v1::Secret;
+    let secrets: Api<Secret> = Api::namespaced(client, &shared.namespace);
+    let config =
+        watcher::Config::default().fields(&format!("metadata.name={}", auth::SERVER_SECRET));
+    let mut stream = watcher::watcher(secrets, config).boxed();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
+                shared
+                    .auth
+                    .set_tokens(auth::tokens_from(&s.data.unwrap_or_default()));
+            }
+            Ok(watcher::Event::Delete(_)) => shared.auth.set_tokens(Default::default()),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "watching the server Secret");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 

@@ -299,6 +299,109 @@ async fn rbac_matrix() {
     }
     assert_eq!(status, StatusCode::OK, "alice may sync after the change");
 
+    // API tokens: created for oneself (with the apiKey capability) or by
+    // someone allowed to update the account, listed, revoked.
+    let send = async |token: &str, method: reqwest::Method, path: &str, body: Value| {
+        let r = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    use reqwest::Method;
+    let (status, body) = send(
+        &bob,
+        Method::POST,
+        "/api/v1/account/bob/token",
+        json!({"id": "laptop"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let bob_api = body["token"].as_str().unwrap().to_string();
+    let (status, list) = call(&bob_api, "GET", "/api/v1/applications").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names(&list), ["alpha"], "the token acts as bob");
+    let (_, account) = call(&bob, "GET", "/api/v1/account/bob").await;
+    assert_eq!(account["tokens"][0]["id"], "laptop");
+    let (status, _) = send(&alice, Method::POST, "/api/v1/account/bob/token", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another's account");
+    let (status, body) = send(
+        &alice,
+        Method::POST,
+        "/api/v1/account/alice/token",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("apiKey"),
+        "{body}"
+    );
+    let (status, body) = send(
+        &admin_token,
+        Method::POST,
+        "/api/v1/account/erin/token",
+        json!({"id": "ci"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let erin_api = body["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        call(&erin_api, "GET", "/api/v1/applications").await.0,
+        StatusCode::OK
+    );
+    let (_, accounts) = call(&admin_token, "GET", "/api/v1/account").await;
+    let listed: Vec<&str> = accounts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["admin", "alice", "bob", "erin"]);
+    let (status, _) = send(
+        &bob,
+        Method::DELETE,
+        "/api/v1/account/bob/token/laptop",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(&bob_api, "GET", "/api/v1/applications").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
+    assert!(
+        body["message"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+
+    // Passwords: changed by their owner, who proves the current one.
+    let change = json!({"currentPassword": "wrong", "newPassword": "alice-new-pass"});
+    assert_eq!(
+        send(&alice, Method::PUT, "/api/v1/account/password", change)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let short = json!({"currentPassword": "alice-pass", "newPassword": "short"});
+    assert_eq!(
+        send(&alice, Method::PUT, "/api/v1/account/password", short)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    let change = json!({"currentPassword": "alice-pass", "newPassword": "alice-new-pass"});
+    assert_eq!(
+        send(&alice, Method::PUT, "/api/v1/account/password", change)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert!(login("alice", "alice-pass").await.is_none());
+    assert!(login("alice", "alice-new-pass").await.is_some());
+
     // A token past its expiry is refused.
     let short = server
         .token_valid_for("admin", Duration::from_secs(1))
