@@ -640,3 +640,153 @@ async fn wait_for_operation(api: &Api, path: &str, name: &str, timeout: Duration
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Arguments of `berth account`.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[command(subcommand)]
+    command: AccountCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Accounts, their capabilities and API tokens.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Create an API token and print it.
+    GenerateToken {
+        /// The account (default: the one logged in).
+        #[arg(short = 'a', long)]
+        account: Option<String>,
+        /// The token's id (default: random).
+        #[arg(long)]
+        id: Option<String>,
+        /// Seconds until it expires (default: never).
+        #[arg(short = 'e', long)]
+        expires_in: Option<u64>,
+    },
+    /// Revoke an API token.
+    RevokeToken {
+        /// The account (default: the one logged in).
+        #[arg(short = 'a', long)]
+        account: Option<String>,
+        /// The token's id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Change a password; the current password (yours) and the new one are
+    /// read from standard input, one per line.
+    UpdatePassword {
+        /// The account (default: the one logged in).
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+/// `berth account ...`.
+pub fn account(config: &Path, args: AccountArgs) -> Result<bool> {
+    let api = Api::from_config(config)?;
+    let rt = runtime()?;
+    let me = || -> Result<String> {
+        let who = rt.block_on(api.call(Method::GET, "/api/v1/session/userinfo", None))?;
+        Ok(text(&who, "/username").to_string())
+    };
+    match args.command {
+        AccountCommand::List { output } => {
+            let list = rt.block_on(api.call(Method::GET, "/api/v1/account", None))?;
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            match output {
+                Output::Json | Output::Yaml => print_value(&json!(items), output)?,
+                Output::Name => {
+                    for a in &items {
+                        println!("{}", text(a, "/name"));
+                    }
+                }
+                _ => {
+                    let mut rows = vec![
+                        ["NAME", "ENABLED", "CAPABILITIES", "TOKENS"]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect::<Vec<_>>(),
+                    ];
+                    for a in &items {
+                        let caps: Vec<&str> = a["capabilities"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        let tokens: Vec<&str> = a["tokens"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|t| t["id"].as_str())
+                            .collect();
+                        rows.push(vec![
+                            text(a, "/name").to_string(),
+                            a["enabled"].to_string(),
+                            caps.join(","),
+                            tokens.join(","),
+                        ]);
+                    }
+                    print_table(&rows);
+                }
+            }
+        }
+        AccountCommand::GenerateToken {
+            account,
+            id,
+            expires_in,
+        } => {
+            let account = match account {
+                Some(a) => a,
+                None => me()?,
+            };
+            let mut body = json!({});
+            if let Some(id) = id {
+                body["id"] = json!(id);
+            }
+            if let Some(e) = expires_in {
+                body["expiresIn"] = json!(e);
+            }
+            let r = rt.block_on(api.call(
+                Method::POST,
+                &format!("/api/v1/account/{}/token", encode(&account)),
+                Some(&body),
+            ))?;
+            println!("{}", text(&r, "/token"));
+        }
+        AccountCommand::RevokeToken { account, id } => {
+            let account = match account {
+                Some(a) => a,
+                None => me()?,
+            };
+            rt.block_on(api.call(
+                Method::DELETE,
+                &format!("/api/v1/account/{}/token/{}", encode(&account), encode(&id)),
+                None,
+            ))?;
+            println!("token {id} of {account} revoked");
+        }
+        AccountCommand::UpdatePassword { account } => {
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("reading the passwords from standard input")?;
+            let mut lines = input.lines();
+            let (Some(current), Some(new)) = (lines.next(), lines.next()) else {
+                bail!("give the current password and the new one on standard input, one per line");
+            };
+            let mut body = json!({"currentPassword": current, "newPassword": new});
+            if let Some(a) = &account {
+                body["name"] = json!(a);
+            }
+            rt.block_on(api.call(Method::PUT, "/api/v1/account/password", Some(&body)))?;
+            println!("password updated");
+        }
+    }
+    Ok(true)
+}

@@ -50,6 +50,8 @@ enum Command {
     Logout,
     /// Applications, through the Berth server.
     App(app::AppArgs),
+    /// Accounts, API tokens and passwords, through the Berth server.
+    Account(app::AccountArgs),
     /// The client's version, and the server's when logged in.
     Version,
 }
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Login(args) => app::login(&config, args),
         Command::Logout => app::logout(&config),
         Command::Version => app::version(&config),
+        Command::Account(args) => app::account(&config, args).map(|_| ()),
         Command::App(args) => match app::run(&config, args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),

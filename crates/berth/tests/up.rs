@@ -462,6 +462,19 @@ fn demo_environments_sync_by_their_policies() {
             .status
             .success()
     );
+    let accounts = String::from_utf8_lossy(&cli(&["account", "list"]).stdout).to_string();
+    assert!(
+        accounts
+            .lines()
+            .any(|l| l.starts_with("admin") && l.contains("login")),
+        "{accounts}"
+    );
+    let no_key = cli(&["account", "generate-token"]);
+    assert_eq!(no_key.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&no_key.stderr).contains("apiKey"),
+        "admin has no apiKey capability by default"
+    );
     let version = String::from_utf8_lossy(&cli(&["version"]).stdout).to_string();
     assert!(version.contains(&server_url), "{version}");
     // Usage errors exit 2; a refused request exits 1 with the server's words.
