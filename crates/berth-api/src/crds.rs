@@ -18,6 +18,9 @@ pub const BERTH_GROUP: &str = "berth.io";
 /// Berth's per-sync record CRD (YAML).
 pub const SYNCRECORD_CRD: &str = include_str!("../crds/syncrecord.yaml");
 
+/// Berth's audit log CRD (YAML).
+pub const AUDITENTRY_CRD: &str = include_str!("../crds/auditentry.yaml");
+
 /// The `default` AppProject, as Argo CD creates it: any source, any
 /// destination, every cluster-scoped kind.
 pub fn default_project(namespace: &str) -> serde_json::Value {
@@ -35,10 +38,15 @@ pub fn default_project(namespace: &str) -> serde_json::Value {
 
 /// Every CRD Berth installs, parsed.
 pub fn crds() -> Result<Vec<serde_json::Value>, serde_saphyr::Error> {
-    [APPLICATION_CRD, APPPROJECT_CRD, SYNCRECORD_CRD]
-        .iter()
-        .map(|text| serde_saphyr::from_str(text))
-        .collect()
+    [
+        APPLICATION_CRD,
+        APPPROJECT_CRD,
+        SYNCRECORD_CRD,
+        AUDITENTRY_CRD,
+    ]
+    .iter()
+    .map(|text| serde_saphyr::from_str(text))
+    .collect()
 }
 
 #[cfg(test)]
@@ -52,6 +60,7 @@ mod tests {
         assert_eq!(crds[0]["spec"]["names"]["shortNames"][0], "app");
         assert_eq!(crds[1]["metadata"]["name"], "appprojects.argoproj.io");
         assert_eq!(crds[2]["spec"]["group"], BERTH_GROUP);
+        assert_eq!(crds[3]["metadata"]["name"], "auditentries.berth.io");
         assert_eq!(default_project("argocd")["spec"]["sourceRepos"][0], "*");
     }
 }

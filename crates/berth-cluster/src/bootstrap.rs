@@ -89,6 +89,17 @@ pub fn syncrecord_resource() -> ApiResource {
     }
 }
 
+/// Berth's AuditEntry, for dynamic clients.
+pub fn auditentry_resource() -> ApiResource {
+    ApiResource {
+        group: berth_api::crds::BERTH_GROUP.into(),
+        version: "v1alpha1".into(),
+        api_version: format!("{}/v1alpha1", berth_api::crds::BERTH_GROUP),
+        kind: "AuditEntry".into(),
+        plural: "auditentries".into(),
+    }
+}
+
 /// Installs what is missing, in `namespace` (Argo CD's `argocd` by
 /// default), and waits until the CRDs serve.
 pub async fn install(client: &Client, namespace: &str) -> Result<Installed, BootstrapError> {

@@ -27,6 +27,7 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/account/{name}/token") => post(crate::accounts::create_token),
         ("DELETE", "/api/v1/account/{name}/token/{id}") => delete(crate::accounts::delete_token),
         ("PUT", "/api/v1/account/password") => put(crate::accounts::update_password),
+        ("GET", "/api/v1/audit") => get(crate::audit::list),
         ("GET", "/api/v1/session/userinfo") => get(userinfo),
         ("GET", "/api/v1/applications") => get(list),
         ("GET", "/api/v1/applications/{name}") => get(get_app),
@@ -48,7 +49,8 @@ async fn openapi() -> Json<Value> {
     Json(crate::openapi::document(ROUTES))
 }
 
-async fn login(State(state): State<AppState>, body: Json<Value>) -> Result<Json<Value>, ApiError> {
+async fn login(State(state): State<AppState>, body: Json<Value>) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let text = |k: &str| {
         body.get(k)
             .and_then(Value::as_str)
@@ -56,12 +58,18 @@ async fn login(State(state): State<AppState>, body: Json<Value>) -> Result<Json<
             .to_string()
     };
     let (user, password) = (text("username"), text("password"));
+    // The audit log names who tried, whether or not it worked.
+    let actor = Extension(crate::audit::Actor(user.clone()));
     if user.is_empty() {
-        return Err(ApiError::bad_request("username: required"));
+        return (actor, ApiError::bad_request("username: required")).into_response();
     }
-    let token = state.auth.login(&user, &password).await?;
-    tracing::info!(user = %user, "login");
-    Ok(Json(json!({"token": token})))
+    match state.auth.login(&user, &password).await {
+        Ok(token) => {
+            tracing::info!(user = %user, "login");
+            (actor, Json(json!({"token": token}))).into_response()
+        }
+        Err(e) => (actor, e).into_response(),
+    }
 }
 
 async fn userinfo(Extension(caller): Extension<Caller>) -> Json<Value> {
@@ -411,17 +419,32 @@ async fn update(
     let app = incoming(&state, &body, Some(&name))?;
     // Moving an app to another project needs the right there too.
     state.authorize(&caller, "applications", "update", &rbac_object(&app))?;
-    let mut replaced = current.clone();
-    replaced.metadata.labels = app.metadata.labels.clone();
-    replaced.metadata.annotations = app.metadata.annotations.clone();
-    replaced.data["spec"] = app.data.get("spec").cloned().unwrap_or(Value::Null);
-    let obj = state
-        .apps
-        .replace(&name, &PostParams::default(), &replaced)
-        .await
-        .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
-    tracing::info!(user = %caller.user, app = %name, "application updated");
-    Ok(Json(render(&obj)))
+    // The controller writes the status meanwhile: a replace that meets
+    // a newer version is made again on it (the spec is the caller's).
+    let mut current = current;
+    for _ in 0..5 {
+        let mut replaced = current.clone();
+        replaced.metadata.labels = app.metadata.labels.clone();
+        replaced.metadata.annotations = app.metadata.annotations.clone();
+        replaced.data["spec"] = app.data.get("spec").cloned().unwrap_or(Value::Null);
+        match state
+            .apps
+            .replace(&name, &PostParams::default(), &replaced)
+            .await
+        {
+            Ok(obj) => {
+                tracing::info!(user = %caller.user, app = %name, "application updated");
+                return Ok(Json(render(&obj)));
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                current = fetch(&state, &name).await?;
+            }
+            Err(e) => return Err(ApiError::kube(&format!("application {name:?}"), e)),
+        }
+    }
+    Err(ApiError::conflict(format!(
+        "application {name:?} keeps changing; try again"
+    )))
 }
 
 /// `DELETE /api/v1/applications/{name}`: with `?cascade=false` the
@@ -479,21 +502,33 @@ async fn request_operation(
     operation: Value,
 ) -> Result<Json<Value>, ApiError> {
     let name = app.metadata.name.clone().unwrap_or_default();
-    if app.data.get("operation").is_some_and(|o| !o.is_null()) {
-        return Err(ApiError::conflict(format!(
-            "application {name:?}: another operation is already in progress"
-        )));
+    let mut app = app.clone();
+    // The version guard keeps two requests from both writing an operation;
+    // a newer version because the controller wrote the status is checked
+    // again and the request made on it.
+    for _ in 0..5 {
+        if app.data.get("operation").is_some_and(|o| !o.is_null()) {
+            return Err(ApiError::conflict(format!(
+                "application {name:?}: another operation is already in progress"
+            )));
+        }
+        let patch = json!({
+            "metadata": {"resourceVersion": app.metadata.resource_version},
+            "operation": operation,
+        });
+        match state
+            .apps
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(obj) => return Ok(Json(render(&obj))),
+            Err(kube::Error::Api(s)) if s.code == 409 => app = fetch(state, &name).await?,
+            Err(e) => return Err(ApiError::kube(&format!("application {name:?}"), e)),
+        }
     }
-    let patch = json!({
-        "metadata": {"resourceVersion": app.metadata.resource_version},
-        "operation": operation,
-    });
-    let obj = state
-        .apps
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
-    Ok(Json(render(&obj)))
+    Err(ApiError::conflict(format!(
+        "application {name:?} keeps changing; try again"
+    )))
 }
 
 /// `POST /api/v1/applications/{name}/sync` with Argo CD's

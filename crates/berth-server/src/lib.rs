@@ -27,6 +27,7 @@ use kube::{Api, Client};
 
 pub mod accounts;
 pub mod apps;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod openapi;
@@ -218,7 +219,8 @@ impl Server {
                     }
                 }
             });
-            if let Err(e) = axum::serve(listener, router).await {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, service).await {
                 tracing::error!(error = %e, "API server stopped");
             }
             watch.abort();
@@ -372,6 +374,13 @@ pub const ROUTES: &[openapi::Route] = &[
         false,
         true,
     ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/audit",
+        "The audit log: every mutating call (`application`, `since`, `limit`)",
+        true,
+        true,
+    ),
 ];
 
 async fn authenticate(
@@ -402,11 +411,15 @@ async fn authenticate(
     };
     match state.auth.verify_user(&token) {
         Ok(claims) => {
-            request.extensions_mut().insert(Caller {
+            let caller = Caller {
                 user: claims.sub,
                 groups: claims.groups,
-            });
-            next.run(request).await
+            };
+            request.extensions_mut().insert(caller.clone());
+            let mut response = next.run(request).await;
+            // For the audit layer outside this one.
+            response.extensions_mut().insert(caller);
+            response
         }
         Err(e) => e.into_response(),
     }
@@ -499,6 +512,10 @@ pub fn router(state: AppState) -> Router {
     ));
     open.merge(protected)
         .fallback(|| async { ApiError::not_found("no such route; see /api/openapi.json") })
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            audit::record,
+        ))
         .layer(middleware::from_fn(timeout))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

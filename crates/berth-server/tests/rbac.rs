@@ -402,6 +402,56 @@ async fn rbac_matrix() {
     assert!(login("alice", "alice-pass").await.is_none());
     assert!(login("alice", "alice-new-pass").await.is_some());
 
+    // The audit log: who did what, from where, with what answer; written
+    // just after each answer, so looked for until there.
+    let mut entries = Value::Null;
+    for _ in 0..100 {
+        entries = call(&admin_token, "GET", "/api/v1/audit?application=alpha")
+            .await
+            .1;
+        let has = |user: &str, status: u64| {
+            entries["items"].as_array().is_some_and(|i| {
+                i.iter().any(|e| {
+                    e["user"] == user
+                        && e["status"] == status
+                        && e["method"] == "POST"
+                        && e["path"] == "/api/v1/applications/alpha/sync"
+                })
+            })
+        };
+        if has("bob", 200) && has("bob", 409) && has("alice", 403) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let items = entries["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .any(|e| e["user"] == "bob" && e["status"] == 200),
+        "{entries:#}"
+    );
+    assert!(items.iter().all(|e| e["application"] == "alpha"));
+    assert!(
+        items[0]["remoteAddr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1")
+    );
+    let (_, all) = call(&admin_token, "GET", "/api/v1/audit").await;
+    assert!(
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["user"] == "carol" && e["status"] == 401),
+        "failed logins are recorded: {all:#}"
+    );
+    assert_eq!(
+        call(&bob, "GET", "/api/v1/audit").await.0,
+        StatusCode::FORBIDDEN
+    );
+
     // A token past its expiry is refused.
     let short = server
         .token_valid_for("admin", Duration::from_secs(1))
