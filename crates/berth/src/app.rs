@@ -112,6 +112,14 @@ enum AppCommand {
         #[arg(long)]
         prune: bool,
     },
+    /// Compare with Git again now (`--hard`: render again, bypassing caches).
+    Refresh {
+        /// The application.
+        name: String,
+        /// A hard refresh.
+        #[arg(long)]
+        hard: bool,
+    },
     /// Terminate the running operation.
     TerminateOp {
         /// The application.
@@ -570,6 +578,16 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                 }
                 std::thread::sleep(Duration::from_millis(500));
             }
+        }
+        AppCommand::Refresh { name, hard } => {
+            let kind = if hard { "hard" } else { "normal" };
+            rt.block_on(api.call(
+                Method::GET,
+                &format!("/api/v1/applications/{}?refresh={kind}", encode(&name)),
+                None,
+            ))?;
+            println!("{kind} refresh of {name} requested");
+            Ok(true)
         }
         AppCommand::TerminateOp { name } => {
             rt.block_on(api.call(

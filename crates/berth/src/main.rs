@@ -54,6 +54,12 @@ enum Command {
     Account(app::AccountArgs),
     /// The client's version, and the server's when logged in.
     Version,
+    /// Print a shell completion script (e.g. `source <(berth completion bash)`).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +74,11 @@ fn main() -> ExitCode {
         Command::Login(args) => app::login(&config, args),
         Command::Logout => app::logout(&config),
         Command::Version => app::version(&config),
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "berth", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Account(args) => app::account(&config, args).map(|_| ()),
         Command::App(args) => match app::run(&config, args) {
             Ok(true) => Ok(()),

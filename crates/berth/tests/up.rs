@@ -462,6 +462,15 @@ fn demo_environments_sync_by_their_policies() {
             .status
             .success()
     );
+    let refreshed = cli(&["app", "refresh", "guestbook-dev", "--hard"]);
+    assert!(
+        refreshed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&refreshed.stderr)
+    );
+    let completion = cli(&["completion", "bash"]);
+    assert!(completion.status.success());
+    assert!(String::from_utf8_lossy(&completion.stdout).contains("berth"));
     let accounts = String::from_utf8_lossy(&cli(&["account", "list"]).stdout).to_string();
     assert!(
         accounts
