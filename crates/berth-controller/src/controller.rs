@@ -22,7 +22,6 @@ use berth_cluster::apply::{Applier, FIELD_MANAGER};
 use berth_cluster::bootstrap::{application_resource, appproject_resource, syncrecord_resource};
 use berth_cluster::discovery::ResourceTypes;
 use berth_cluster::live::LiveCache;
-use berth_engine::tracking::Tracking;
 use berth_render::cache::RenderCache;
 use berth_source::creds::{CredentialStore, RepoSecret};
 use berth_source::poll::RefPoller;
@@ -326,11 +325,7 @@ impl Controller {
         for warning in &settings.warnings {
             tracing::warn!(problem = %warning, "argocd-cm");
         }
-        let tracking = Tracking {
-            method: settings.render.method,
-            instance_label: settings.render.instance_label.clone(),
-            installation_id: settings.render.installation_id.clone(),
-        };
+        let tracking = settings.tracking();
         let filter = settings.resources.clone();
         let live = LiveCache::start(&client, &types, tracking, move |t| {
             !filter.excluded(&t.resource.group, &t.resource.kind, IN_CLUSTER)
@@ -471,32 +466,35 @@ impl Controller {
     }
 }
 
-/// Starts the controller and runs it until `shutdown` completes, starting
-/// it again (new watches, same cluster) whenever `argocd-cm` changes what
-/// only a new start can apply.
-pub async fn serve(
-    client: Client,
-    config: Config,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), ControllerError> {
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let controller = Controller::start(client.clone(), config.clone()).await?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut run = std::pin::pin!(controller.run(async {
-            let _ = stopped.await;
-        }));
-        tokio::select! {
-            why = &mut run => {
-                if why == Stopped::Shutdown {
+impl Controller {
+    /// Runs until `shutdown` completes, starting again (new watches, same
+    /// cluster and configuration) whenever `argocd-cm` changes what only a
+    /// new start can apply.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ControllerError> {
+        let (client, config) = (self.client.clone(), self.shared.config.clone());
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut controller = self;
+        loop {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let mut run = std::pin::pin!(controller.run(async {
+                let _ = stopped.await;
+            }));
+            tokio::select! {
+                why = &mut run => {
+                    if why == Stopped::Shutdown {
+                        return Ok(());
+                    }
+                }
+                _ = &mut shutdown => {
+                    let _ = stop.send(());
+                    run.await;
                     return Ok(());
                 }
             }
-            _ = &mut shutdown => {
-                let _ = stop.send(());
-                run.await;
-                return Ok(());
-            }
+            controller = Controller::start(client.clone(), config.clone()).await?;
         }
     }
 }
@@ -621,8 +619,9 @@ async fn watch_api_types(shared: Arc<Shared>, client: Client) {
     }
 }
 
-fn secret_params() -> ListParams {
-    ListParams::default().labels(&format!("{SECRET_TYPE_LABEL} in (repository,repo-creds)"))
+/// The label selector of Argo CD's repository Secrets.
+fn repo_secret_selector() -> String {
+    format!("{SECRET_TYPE_LABEL} in (repository,repo-creds)")
 }
 
 /// One Secret's credentials; a Secret that cannot be used is logged by
@@ -661,7 +660,10 @@ fn repo_secret(secret: &Secret) -> Option<RepoSecret> {
 /// the first comparisons already have them.
 async fn read_repo_secrets(client: &Client, namespace: &str) -> CredentialStore {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    match secrets.list(&secret_params()).await {
+    match secrets
+        .list(&ListParams::default().labels(&repo_secret_selector()))
+        .await
+    {
         Ok(list) => CredentialStore::new(list.items.iter().filter_map(repo_secret)),
         Err(e) => {
             tracing::warn!(error = %e, "listing repository Secrets; none used");
@@ -675,8 +677,7 @@ async fn read_repo_secrets(client: &Client, namespace: &str) -> CredentialStore 
 /// app again.
 async fn watch_repo_secrets(shared: Arc<Shared>, client: Client) {
     let secrets: Api<Secret> = Api::namespaced(client, &shared.config.namespace);
-    let label = format!("{SECRET_TYPE_LABEL} in (repository,repo-creds)");
-    let config = watcher::Config::default().labels(&label);
+    let config = watcher::Config::default().labels(&repo_secret_selector());
     let mut stream = watcher::watcher(secrets, config).boxed();
     let mut known: BTreeMap<String, Option<RepoSecret>> = BTreeMap::new();
     let mut initial: Option<BTreeMap<String, Option<RepoSecret>>> = None;
@@ -1234,11 +1235,7 @@ async fn compare_app(shared: &Arc<Shared>, name: &str, stored: &Value, hard: boo
         false
     });
     // Objects in Git that another application's tracking claims.
-    let tracking = Tracking {
-        method: settings.render.method,
-        instance_label: settings.render.instance_label.clone(),
-        installation_id: settings.render.installation_id.clone(),
-    };
+    let tracking = settings.tracking();
     let mut shared_with = HashMap::new();
     for o in &rendered.objects {
         let key = berth_cluster::live::ObjectKey::of(o);

@@ -152,6 +152,15 @@ impl ControllerSettings {
         }
     }
 
+    /// How objects are recognized as an app's, from these settings.
+    pub fn tracking(&self) -> berth_engine::tracking::Tracking {
+        berth_engine::tracking::Tracking {
+            method: self.render.method,
+            instance_label: self.render.instance_label.clone(),
+            installation_id: self.render.installation_id.clone(),
+        }
+    }
+
     /// Whether a change from `self` to `next` changes what the live cache
     /// watches or how it recognizes an app's objects.
     pub fn live_cache_differs(&self, next: &ControllerSettings) -> bool {

@@ -171,13 +171,15 @@ async fn tracking_and_exclusions_from_argocd_cm() {
     let daemon = git_daemon(&fixture).unwrap();
     let cache = TempDir::new("cm-track-cache").unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(berth_controller::controller::serve(
+    let controller = Controller::start(
         ns.client.clone(),
         Config::new(&control, cache.path().to_path_buf()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    )
+    .await
+    .unwrap();
+    let serving = tokio::spawn(controller.serve(async {
+        let _ = stopped.await;
+    }));
     let name = format!("track-{}", &ns.name[ns.name.len() - 6..]);
     let app = format!(
         "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: git://127.0.0.1:{}/track.git\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n  syncPolicy:\n    automated: {{}}\n",

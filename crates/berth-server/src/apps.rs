@@ -111,6 +111,18 @@ pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every value of `key`: repeated keys and comma-separated values both
+/// count, empty ones do not.
+pub(crate) fn query_values<'a>(params: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+    params
+        .iter()
+        .filter(|(k, _)| k == key)
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
 /// Whether `labels` satisfy a label selector (`k=v`, `k==v`, `k!=v`, `k`,
 /// `!k`, comma-separated).
 pub(crate) fn selector_matches(selector: &str, labels: &serde_json::Map<String, Value>) -> bool {
@@ -181,15 +193,7 @@ async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let params = query_pairs(raw.as_deref());
-    let all = |k: &str| -> Vec<&str> {
-        params
-            .iter()
-            .filter(|(key, _)| key == k)
-            .flat_map(|(_, v)| v.split(','))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect()
-    };
+    let all = |k: &str| query_values(&params, k);
     let one = |k: &str| all(k).first().map(|s| s.to_string());
     let projects = all("projects");
     let projects: Vec<&str> = projects.into_iter().chain(all("project")).collect();

@@ -16,7 +16,9 @@ use kube::api::DynamicObject;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::apps::{labels_of, project_of, query_pairs, rbac_object, render, selector_matches};
+use crate::apps::{
+    labels_of, project_of, query_pairs, query_values, rbac_object, render, selector_matches,
+};
 use crate::{AppChange, AppState, Caller};
 
 /// The stream's filters.
@@ -53,12 +55,9 @@ pub async fn applications(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let params = query_pairs(raw.as_deref());
     let values = |k: &str| -> Vec<String> {
-        params
-            .iter()
-            .filter(|(key, _)| key == k)
-            .flat_map(|(_, v)| v.split(','))
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        query_values(&params, k)
+            .into_iter()
+            .map(str::to_string)
             .collect()
     };
     let mut projects = values("projects");

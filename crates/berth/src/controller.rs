@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use berth_controller::controller::Config;
+use berth_controller::controller::{Config, Controller};
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::signal::unix::{SignalKind, signal};
@@ -94,13 +94,12 @@ pub fn run(args: ControllerArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| cache_root().join("controller"));
         tracing::info!(namespace = %args.namespace, "controller starting");
-        berth_controller::controller::serve(
-            client,
-            Config::new(&args.namespace, cache),
-            shutdown_signal(),
-        )
-        .await
-        .context("running the controller")?;
+        Controller::start(client, Config::new(&args.namespace, cache))
+            .await
+            .context("starting the controller")?
+            .serve(shutdown_signal())
+            .await
+            .context("running the controller")?;
         tracing::info!("controller stopped");
         Ok(())
     })

@@ -109,33 +109,17 @@ pub fn run(args: UpArgs) -> Result<()> {
             // Started here, so a failure is reported before the line that
             // says everything is ready.
             let controller = Controller::start(
-                client.clone(),
-                ControllerConfig::new(berth_api::crds::CONTROL_NAMESPACE, cache.clone()),
+                client,
+                ControllerConfig::new(berth_api::crds::CONTROL_NAMESPACE, cache),
             )
             .await
             .context("starting the controller")?;
             Ok::<_, anyhow::Error>(runtime.spawn(async move {
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-                let mut run = std::pin::pin!(controller.run(async {
-                    let _ = stopped.await;
-                }));
-                let mut controller_stopped = std::pin::pin!(controller_stopped);
-                tokio::select! {
-                    why = &mut run => {
-                        if why == berth_controller::controller::Stopped::SettingsChanged {
-                            // argocd-cm asked for a new start.
-                            let _ = berth_controller::controller::serve(
-                                client,
-                                ControllerConfig::new(berth_api::crds::CONTROL_NAMESPACE, cache),
-                                async { let _ = controller_stopped.await; },
-                            )
-                            .await;
-                        }
-                    }
-                    _ = &mut controller_stopped => {
-                        let _ = stop.send(());
-                        run.await;
-                    }
+                let stopped = async {
+                    let _ = controller_stopped.await;
+                };
+                if let Err(e) = controller.serve(stopped).await {
+                    tracing::error!(error = %e, "the controller stopped");
                 }
             }))
         })?)
