@@ -81,17 +81,60 @@ pub struct Change {
 struct State {
     objects: HashMap<ObjectKey, (Arc<Value>, Option<String>)>,
     by_app: HashMap<String, HashSet<ObjectKey>>,
+    /// Objects by the UID of each owner their `ownerReferences` name, for
+    /// resource trees (Deployment → ReplicaSet → Pod).
+    by_owner: HashMap<String, HashSet<ObjectKey>>,
     /// Types whose first list is complete.
     synced: HashSet<(String, String)>,
     /// Types that cannot be watched, with why.
     errors: BTreeMap<(String, String), String>,
 }
 
+/// The UIDs an object's `ownerReferences` name.
+fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("uid").and_then(Value::as_str))
+}
+
 impl State {
+    fn index_owners(&mut self, key: &ObjectKey, obj: &Value, add: bool) {
+        for uid in owner_uids(obj) {
+            if add {
+                self.by_owner
+                    .entry(uid.to_string())
+                    .or_default()
+                    .insert(key.clone());
+            } else if let Some(set) = self.by_owner.get_mut(uid) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_owner.remove(uid);
+                }
+            }
+        }
+    }
+
     fn upsert(&mut self, key: ObjectKey, obj: Value, app: Option<String>) -> Option<String> {
+        self.index_owners(&key, &obj, true);
+        let obj = Arc::new(obj);
         let previous = self
             .objects
-            .insert(key.clone(), (Arc::new(obj), app.clone()));
+            .insert(key.clone(), (Arc::clone(&obj), app.clone()));
+        if let Some((old, _)) = &previous {
+            // Owners removed from the object leave the index; those kept
+            // were just added again.
+            let gone: Vec<String> = owner_uids(old)
+                .filter(|u| !owner_uids(&obj).any(|n| n == *u))
+                .map(String::from)
+                .collect();
+            for uid in gone {
+                if let Some(set) = self.by_owner.get_mut(&uid) {
+                    set.remove(&key);
+                }
+            }
+        }
         if let Some((_, Some(old))) = &previous
             && Some(old) != app.as_ref()
             && let Some(set) = self.by_app.get_mut(old)
@@ -105,7 +148,8 @@ impl State {
     }
 
     fn remove(&mut self, key: &ObjectKey) -> Option<String> {
-        let (_, app) = self.objects.remove(key)?;
+        let (obj, app) = self.objects.remove(key)?;
+        self.index_owners(key, &obj, false);
         if let Some(a) = &app
             && let Some(set) = self.by_app.get_mut(a)
         {
@@ -239,6 +283,23 @@ impl LiveCache {
             .objects
             .get(key)
             .map(|(o, _)| Arc::clone(o))
+    }
+
+    /// The cached objects whose `ownerReferences` name `uid`, sorted by
+    /// key.
+    pub fn children(&self, uid: &str) -> Vec<Arc<Value>> {
+        let Ok(state) = self.state.read() else {
+            return Vec::new();
+        };
+        let mut keys: Vec<&ObjectKey> = state
+            .by_owner
+            .get(uid)
+            .map(|s| s.iter().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys.into_iter()
+            .filter_map(|k| state.objects.get(k).map(|(o, _)| Arc::clone(o)))
+            .collect()
     }
 
     /// How many objects are cached.

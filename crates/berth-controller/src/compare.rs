@@ -34,6 +34,9 @@ pub struct Comparison {
     pub warnings: Vec<String>,
     /// Each object as the sync planner takes it: desired, live, in sync.
     pub pairs: Vec<berth_engine::plan::Resource>,
+    /// Each compared object's diff, with its normalized, masked live and
+    /// target (hooks are not compared).
+    pub diffs: Vec<ResourceDiff>,
 }
 
 /// Everything a comparison reads.
@@ -249,6 +252,7 @@ pub async fn compare(
         errors,
         warnings,
         pairs,
+        diffs,
     }
 }
 

@@ -100,6 +100,9 @@ pub struct Config {
     pub workers: usize,
     /// The Kubernetes version Helm renders for.
     pub kube_version: String,
+    /// What the API server reads of this controller; each start attaches
+    /// its state.
+    pub views: Arc<crate::views::Views>,
 }
 
 impl Config {
@@ -111,6 +114,7 @@ impl Config {
             resync: Duration::from_secs(30),
             workers: 4,
             kube_version: "1.34.0".into(),
+            views: Arc::default(),
         }
     }
 }
@@ -147,12 +151,12 @@ impl Queue {
     }
 }
 
-struct Shared {
-    config: Config,
+pub(crate) struct Shared {
+    pub(crate) config: Config,
     /// The cluster's types, discovered again when CRDs or API services
     /// change.
     types: RwLock<Arc<ResourceTypes>>,
-    live: LiveCache,
+    pub(crate) live: LiveCache,
     repos: Arc<RepoCache>,
     /// One `ls-remote` per repository per interval, shared by its apps.
     poller: RefPoller,
@@ -201,7 +205,7 @@ impl Shared {
     }
 
     /// The settings in force now.
-    fn settings(&self) -> Arc<ControllerSettings> {
+    pub(crate) fn settings(&self) -> Arc<ControllerSettings> {
         self.settings
             .read()
             .map(|s| Arc::clone(&s))
@@ -348,7 +352,7 @@ impl Controller {
             Api::namespaced_with(client.clone(), &config.namespace, &appproject_resource());
         let records =
             Api::namespaced_with(client.clone(), &config.namespace, &syncrecord_resource());
-        Ok(Controller {
+        let controller = Controller {
             client: client.clone(),
             shared: Arc::new(Shared {
                 applier: Applier::new(client.clone(), FIELD_MANAGER),
@@ -381,7 +385,9 @@ impl Controller {
                 recent: Mutex::new(HashMap::new()),
                 handled: Mutex::new(HashSet::new()),
             }),
-        })
+        };
+        controller.shared.config.views.attach(&controller.shared);
+        Ok(controller)
     }
 
     /// Runs until `shutdown` completes, or until `argocd-cm` changes what
@@ -1024,20 +1030,20 @@ fn stale(raw: &Value, resync: Duration) -> bool {
 }
 
 /// A comparison with what a sync needs.
-struct Compared {
-    status: Value,
+pub(crate) struct Compared {
+    pub(crate) status: Value,
     /// Present when the sources rendered and were compared.
-    ready: Option<Ready>,
+    pub(crate) ready: Option<Ready>,
 }
 
-struct Ready {
+pub(crate) struct Ready {
     app: Application,
-    objects: Vec<Value>,
+    pub(crate) objects: Vec<Value>,
     /// The first source's revision (Argo CD's `revision`).
     revision: String,
     /// Every rendering source's revision (Argo CD's `revisions`).
-    revisions: Vec<String>,
-    comparison: compare::Comparison,
+    pub(crate) revisions: Vec<String>,
+    pub(crate) comparison: compare::Comparison,
     live: Vec<Arc<Value>>,
 }
 
@@ -1106,7 +1112,12 @@ fn with_operation(raw: &Value) -> Value {
     app
 }
 
-async fn compare_app(shared: &Arc<Shared>, name: &str, stored: &Value, hard: bool) -> Compared {
+pub(crate) async fn compare_app(
+    shared: &Arc<Shared>,
+    name: &str,
+    stored: &Value,
+    hard: bool,
+) -> Compared {
     let now = rfc3339(SystemTime::now());
     let effective = with_operation(stored);
     let raw = &effective;

@@ -11,3 +11,4 @@ pub mod record;
 pub mod settings;
 pub mod source;
 pub mod sync;
+pub mod views;

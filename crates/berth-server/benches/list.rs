@@ -97,6 +97,7 @@ async fn main() {
         ServerConfig {
             namespace: control.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
+            views: None,
         },
     )
     .await

@@ -28,6 +28,12 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("DELETE", "/api/v1/account/{name}/token/{id}") => delete(crate::accounts::delete_token),
         ("PUT", "/api/v1/account/password") => put(crate::accounts::update_password),
         ("GET", "/api/v1/audit") => get(crate::audit::list),
+        ("GET", "/api/v1/applications/{name}/managed-resources") => get(crate::resources::managed),
+        ("GET", "/api/v1/applications/{name}/diff") => get(crate::resources::diff),
+        ("GET", "/api/v1/applications/{name}/manifests") => get(crate::resources::manifests),
+        ("GET", "/api/v1/applications/{name}/resource-tree") => get(crate::resources::tree),
+        ("GET", "/api/v1/applications/{name}/resource") => get(crate::resources::resource),
+        ("GET", "/api/v1/applications/{name}/events") => get(crate::resources::events),
         ("GET", "/api/v1/session/userinfo") => get(userinfo),
         ("GET", "/api/v1/applications") => get(list),
         ("GET", "/api/v1/applications/{name}") => get(get_app),
@@ -284,7 +290,7 @@ async fn list(
     Ok(Json(json!({"metadata": metadata, "items": items})))
 }
 
-async fn fetch(state: &AppState, name: &str) -> Result<DynamicObject, ApiError> {
+pub(crate) async fn fetch(state: &AppState, name: &str) -> Result<DynamicObject, ApiError> {
     state
         .apps
         .get(name)

@@ -61,6 +61,11 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
+    /// 503: what is needed to answer is not running here now.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
     /// The gRPC code Argo CD's gateway would give.
     pub fn grpc_code(&self) -> u16 {
         match self.status {
@@ -72,6 +77,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => 16,
             StatusCode::PAYLOAD_TOO_LARGE => 11,
             StatusCode::REQUEST_TIMEOUT => 4,
+            StatusCode::SERVICE_UNAVAILABLE => 14,
             _ => 13,
         }
     }

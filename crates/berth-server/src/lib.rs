@@ -32,6 +32,7 @@ pub mod auth;
 pub mod error;
 pub mod openapi;
 pub mod rbac;
+pub mod resources;
 pub mod stream;
 pub mod webhook;
 
@@ -67,6 +68,10 @@ pub struct ServerConfig {
     pub namespace: String,
     /// Where to listen; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// The views of the controller running in the same process, for
+    /// diffs, manifests and resource trees; without them those routes
+    /// answer 503.
+    pub views: Option<Arc<berth_controller::views::Views>>,
 }
 
 /// What every handler shares.
@@ -86,6 +91,8 @@ pub struct Shared {
     pub policy: RwLock<Arc<rbac::Policy>>,
     /// Every change to an Application, for the event stream.
     pub changes: tokio::sync::broadcast::Sender<AppChange>,
+    /// The in-process controller's views.
+    pub views: Option<Arc<berth_controller::views::Views>>,
 }
 
 /// A change to an Application, as the event stream sends it.
@@ -180,6 +187,7 @@ impl Server {
             store: store.clone(),
             auth,
             policy: RwLock::new(Arc::new(rbac::Policy::from_data(&BTreeMap::new()))),
+            views: config.views.clone(),
         });
         let policy_task = tokio::spawn(watch_rbac(Arc::clone(&shared), client.clone()));
         let secret_task = tokio::spawn(watch_server_secret(Arc::clone(&shared), client.clone()));
@@ -335,6 +343,48 @@ pub const ROUTES: &[openapi::Route] = &[
         "DELETE",
         "/api/v1/applications/{name}/operation",
         "Terminate the running operation",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}/managed-resources",
+        "Managed resources with live and target states (JSON strings, Secret values masked); `group`, `kind`, `namespace`, `name` filter",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}/diff",
+        "Each object's change and unified diff against the target revision or `?revision=` (branch, tag or commit)",
+        true,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}/manifests",
+        "Rendered manifests at the target revision or `?revision=`",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}/resource-tree",
+        "Live objects and what they own (parentRefs), with health",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}/resource",
+        "One live resource of the app (`namespace`, `resourceName`, `group`, `kind`), Secret values masked",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}/events",
+        "Kubernetes Events of the app, or of one of its resources (`resourceNamespace`, `resourceName`, `resourceUID`)",
         false,
         true,
     ),

@@ -48,12 +48,9 @@ async fn the_api_over_http() {
     let daemon = git_daemon(&fixture).unwrap();
     let url = format!("git://127.0.0.1:{}/api.git", daemon.port);
     let cache = TempDir::new("api-cache").unwrap();
-    let controller = Controller::start(
-        ns.client.clone(),
-        Config::new(&control, cache.path().to_path_buf()),
-    )
-    .await
-    .unwrap();
+    let config = Config::new(&control, cache.path().to_path_buf());
+    let views = config.views.clone();
+    let controller = Controller::start(ns.client.clone(), config).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(controller.run(async {
         let _ = stopped.await;
@@ -63,6 +60,7 @@ async fn the_api_over_http() {
         ServerConfig {
             namespace: control.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
+            views: Some(views),
         },
     )
     .await

@@ -64,6 +64,7 @@ async fn rbac_matrix() {
         ServerConfig {
             namespace: control.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
+            views: None,
         },
     )
     .await
@@ -189,6 +190,63 @@ async fn rbac_matrix() {
             StatusCode::OK,
         ),
         ("bob", &bob, "GET", "/api/v1/applications/beta", forbidden),
+        (
+            "bob",
+            &bob,
+            "GET",
+            "/api/v1/applications/beta/managed-resources",
+            forbidden,
+        ),
+        (
+            "bob",
+            &bob,
+            "GET",
+            "/api/v1/applications/beta/diff",
+            forbidden,
+        ),
+        (
+            "bob",
+            &bob,
+            "GET",
+            "/api/v1/applications/beta/manifests",
+            forbidden,
+        ),
+        (
+            "bob",
+            &bob,
+            "GET",
+            "/api/v1/applications/beta/resource-tree",
+            forbidden,
+        ),
+        (
+            "bob",
+            &bob,
+            "GET",
+            "/api/v1/applications/beta/events",
+            forbidden,
+        ),
+        (
+            "bob",
+            &bob,
+            "GET",
+            "/api/v1/applications/beta/resource?kind=ConfigMap&resourceName=x",
+            forbidden,
+        ),
+        // Allowed, but this server runs without a controller: 503, not 403.
+        (
+            "bob",
+            &bob,
+            "GET",
+            "/api/v1/applications/alpha/resource-tree",
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        (
+            "bob",
+            &bob,
+            "GET",
+            "/api/v1/applications/alpha/events",
+            StatusCode::OK,
+        ),
         ("bob", &bob, "GET", "/api/v1/applications/gamma", forbidden),
         (
             "bob",

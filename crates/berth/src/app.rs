@@ -151,6 +151,38 @@ enum AppCommand {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// What a sync would change: a unified diff of live and target for
+    /// every differing object (exit 0 same, 1 different, 2 error, as
+    /// kubectl diff).
+    Diff {
+        /// The application.
+        name: String,
+        /// Compare with this branch, tag or commit instead of the target
+        /// revision ("what would this change do").
+        #[arg(long)]
+        revision: Option<String>,
+    },
+    /// The application's resources and what they own (Deployment →
+    /// ReplicaSet → Pod), with health.
+    Resources {
+        /// The application.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// The manifests: rendered from Git (`--source git`, the default) or
+    /// as live in the cluster (`--source live`); Secret values masked.
+    Manifests {
+        /// The application.
+        name: String,
+        /// git or live.
+        #[arg(long, default_value = "git", value_parser = ["git", "live"])]
+        source: String,
+        /// Render this branch, tag or commit instead of the target revision.
+        #[arg(long)]
+        revision: Option<String>,
+    },
     /// Wait until the application is Synced and/or Healthy (for pipelines).
     Wait {
         /// The application.
@@ -340,9 +372,26 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// `berth app ...`. Returns whether it succeeded (a failed sync is not an
-/// error of the command, but exits 1).
-pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
+/// How a command ended, beyond success.
+pub enum Exit {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: a sync failed, a wait timed out, a diff found differences.
+    Failed,
+    /// Exit 2 after printing the error: kubectl diff's code for "could not
+    /// compare".
+    Error(anyhow::Error),
+}
+
+impl From<bool> for Exit {
+    fn from(ok: bool) -> Exit {
+        if ok { Exit::Ok } else { Exit::Failed }
+    }
+}
+
+/// `berth app ...`. A failed sync is not an error of the command, but
+/// exits 1.
+pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
     let api = Api::from_config(config)?;
     let rt = runtime()?;
     match args.command {
@@ -375,7 +424,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                     print_table(&rows);
                 }
             }
-            Ok(true)
+            Ok(Exit::Ok)
         }
         AppCommand::Get {
             name,
@@ -430,7 +479,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                     }
                 }
             }
-            Ok(true)
+            Ok(Exit::Ok)
         }
         AppCommand::Sync {
             name,
@@ -462,7 +511,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
             rt.block_on(api.call(Method::POST, &format!("{path}/sync"), Some(&body)))?;
             if no_wait {
                 println!("sync of {name} requested");
-                return Ok(true);
+                return Ok(Exit::Ok);
             }
             rt.block_on(wait_for_operation(
                 &api,
@@ -470,6 +519,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                 &name,
                 Duration::from_secs(timeout),
             ))
+            .map(Exit::from)
         }
         AppCommand::Rollback { name, id, prune } => {
             let path = format!("/api/v1/applications/{}", encode(&name));
@@ -484,6 +534,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                 &name,
                 Duration::from_secs(300),
             ))
+            .map(Exit::from)
         }
         AppCommand::Create { file, upsert } => {
             let content = std::fs::read_to_string(&file)
@@ -497,7 +548,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
             };
             let a = rt.block_on(api.call(Method::POST, path, Some(&manifest)))?;
             println!("application {} created", text(&a, "/metadata/name"));
-            Ok(true)
+            Ok(Exit::Ok)
         }
         AppCommand::Delete { name, cascade } => {
             rt.block_on(api.call(
@@ -506,7 +557,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                 None,
             ))?;
             println!("application {name} deleted");
-            Ok(true)
+            Ok(Exit::Ok)
         }
         AppCommand::History { name, output } => {
             let a = rt.block_on(api.call(
@@ -548,7 +599,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                     print_table(&rows);
                 }
             }
-            Ok(true)
+            Ok(Exit::Ok)
         }
         AppCommand::Wait {
             name,
@@ -570,11 +621,11 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                 let pending = a.get("operation").is_some_and(|o| !o.is_null());
                 if !pending && (!sync || s == "Synced") && (!health || h == "Healthy") {
                     println!("{name}: {s} {h}");
-                    return Ok(true);
+                    return Ok(Exit::Ok);
                 }
                 if start.elapsed() > Duration::from_secs(timeout) {
                     eprintln!("{name}: still {s} {h} after {timeout} s");
-                    return Ok(false);
+                    return Ok(Exit::Failed);
                 }
                 std::thread::sleep(Duration::from_millis(500));
             }
@@ -587,7 +638,105 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                 None,
             ))?;
             println!("{kind} refresh of {name} requested");
-            Ok(true)
+            Ok(Exit::Ok)
+        }
+        AppCommand::Diff { name, revision } => {
+            let mut path = format!("/api/v1/applications/{}/diff", encode(&name));
+            if let Some(r) = &revision {
+                path.push_str(&format!("?revision={}", encode(r)));
+            }
+            // kubectl diff's exit codes: an error is 2, not 1 (different).
+            let d = match rt.block_on(api.call(Method::GET, &path, None)) {
+                Ok(d) => d,
+                Err(e) => return Ok(Exit::Error(e)),
+            };
+            let color = std::io::stdout().is_terminal();
+            let mut out = std::io::stdout().lock();
+            let mut different = false;
+            for item in d["items"].as_array().into_iter().flatten() {
+                let diff = text(item, "/diff");
+                if diff.is_empty() {
+                    continue;
+                }
+                different = true;
+                for line in diff.lines() {
+                    let painted = match line.as_bytes().first() {
+                        _ if !color => line.to_string(),
+                        Some(b'+') if !line.starts_with("+++") => {
+                            format!("\u{1b}[32m{line}\u{1b}[0m")
+                        }
+                        Some(b'-') if !line.starts_with("---") => {
+                            format!("\u{1b}[31m{line}\u{1b}[0m")
+                        }
+                        Some(b'@') => format!("\u{1b}[36m{line}\u{1b}[0m"),
+                        _ => line.to_string(),
+                    };
+                    writeln!(out, "{painted}")?;
+                }
+            }
+            Ok(if different { Exit::Failed } else { Exit::Ok })
+        }
+        AppCommand::Resources { name, output } => {
+            let tree = rt.block_on(api.call(
+                Method::GET,
+                &format!("/api/v1/applications/{}/resource-tree", encode(&name)),
+                None,
+            ))?;
+            let nodes = tree["nodes"].as_array().cloned().unwrap_or_default();
+            match output {
+                Output::Json | Output::Yaml => print_value(&tree, output)?,
+                Output::Name => {
+                    for n in &nodes {
+                        println!("{}/{}", text(n, "/kind").to_lowercase(), text(n, "/name"));
+                    }
+                }
+                _ => {
+                    let mut rows = vec![
+                        ["KIND", "NAMESPACE", "NAME", "HEALTH"]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect::<Vec<_>>(),
+                    ];
+                    tree_rows(&nodes, &mut rows);
+                    print_table(&rows);
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        AppCommand::Manifests {
+            name,
+            source,
+            revision,
+        } => {
+            let base = format!("/api/v1/applications/{}", encode(&name));
+            let objects: Vec<Value> = if source == "live" {
+                let m =
+                    rt.block_on(api.call(Method::GET, &format!("{base}/managed-resources"), None))?;
+                m["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i["liveState"].as_str())
+                    .filter_map(|s| serde_json::from_str(s).ok())
+                    .collect()
+            } else {
+                let mut path = format!("{base}/manifests");
+                if let Some(r) = &revision {
+                    path.push_str(&format!("?revision={}", encode(r)));
+                }
+                let m = rt.block_on(api.call(Method::GET, &path, None))?;
+                m["manifests"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .filter_map(|s| serde_json::from_str(s).ok())
+                    .collect()
+            };
+            for o in &objects {
+                print!("---\n{}", serde_saphyr::to_string(o)?);
+            }
+            Ok(Exit::Ok)
         }
         AppCommand::TerminateOp { name } => {
             rt.block_on(api.call(
@@ -596,7 +745,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<bool> {
                 None,
             ))?;
             println!("termination of {name}'s operation requested");
-            Ok(true)
+            Ok(Exit::Ok)
         }
     }
 }
@@ -656,6 +805,46 @@ async fn wait_for_operation(api: &Api, path: &str, name: &str, timeout: Duration
             );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Prints tree nodes, each under its parent, children indented.
+fn tree_rows(nodes: &[Value], rows: &mut Vec<Vec<String>>) {
+    let uids: std::collections::HashSet<&str> = nodes.iter().map(|n| text(n, "/uid")).collect();
+    // Roots: nodes none of whose parents is in the tree.
+    let is_root = |n: &Value| {
+        n["parentRefs"]
+            .as_array()
+            .is_none_or(|p| p.iter().all(|r| !uids.contains(text(r, "/uid"))))
+    };
+    fn visit(
+        n: &Value,
+        depth: usize,
+        nodes: &[Value],
+        rows: &mut Vec<Vec<String>>,
+        seen: &mut std::collections::HashSet<String>,
+    ) {
+        let uid = text(n, "/uid").to_string();
+        if !uid.is_empty() && !seen.insert(uid.clone()) {
+            return;
+        }
+        rows.push(vec![
+            format!("{}{}", "  ".repeat(depth), text(n, "/kind")),
+            text(n, "/namespace").to_string(),
+            text(n, "/name").to_string(),
+            text(n, "/health/status").to_string(),
+        ]);
+        for child in nodes.iter().filter(|c| {
+            c["parentRefs"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|r| text(r, "/uid") == uid))
+        }) {
+            visit(child, depth + 1, nodes, rows, seen);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for n in nodes.iter().filter(|n| is_root(n)) {
+        visit(n, 0, nodes, rows, &mut seen);
     }
 }
 

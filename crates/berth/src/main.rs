@@ -81,8 +81,12 @@ fn main() -> ExitCode {
         }
         Command::Account(args) => app::account(&config, args).map(|_| ()),
         Command::App(args) => match app::run(&config, args) {
-            Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::from(1),
+            Ok(app::Exit::Ok) => Ok(()),
+            Ok(app::Exit::Failed) => return ExitCode::from(1),
+            Ok(app::Exit::Error(e)) => {
+                eprintln!("error: {}", describe(&e));
+                return ExitCode::from(2);
+            }
             Err(e) => Err(e),
         },
     };

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -100,20 +101,19 @@ pub fn run(args: UpArgs) -> Result<()> {
     // The controller is ready (CRDs installed, the `argocd` namespace and
     // default project present, caches listed) before the line is printed.
     let (stop_controller, controller_stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller_config =
+        ControllerConfig::new(berth_api::crds::CONTROL_NAMESPACE, data_dir.join("cache"));
+    let views = Arc::clone(&controller_config.views);
     let controller = if args.no_controller {
         None
     } else {
-        let cache = data_dir.join("cache");
         Some(runtime.block_on(async {
             let client = crate::controller::client(Some(&kubeconfig), context.as_ref()).await?;
             // Started here, so a failure is reported before the line that
             // says everything is ready.
-            let controller = Controller::start(
-                client,
-                ControllerConfig::new(berth_api::crds::CONTROL_NAMESPACE, cache),
-            )
-            .await
-            .context("starting the controller")?;
+            let controller = Controller::start(client, controller_config)
+                .await
+                .context("starting the controller")?;
             Ok::<_, anyhow::Error>(runtime.spawn(async move {
                 let stopped = async {
                     let _ = controller_stopped.await;
@@ -155,6 +155,7 @@ pub fn run(args: UpArgs) -> Result<()> {
                 berth_server::ServerConfig {
                     namespace: berth_api::crds::CONTROL_NAMESPACE.into(),
                     listen: args.listen,
+                    views: Some(views),
                 },
             )
             .await

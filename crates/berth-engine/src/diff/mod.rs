@@ -268,6 +268,23 @@ impl ResourceDiff {
     }
 }
 
+/// A copy of `obj` fit to be shown: a Secret's values masked as the diff
+/// masks them.
+pub fn masked(obj: &Value) -> Value {
+    let mut copy = obj.clone();
+    if berth_api::kinds::group_kind(obj) == ("", "Secret") {
+        mask::secrets(None, Some(&mut copy));
+        // kubectl's record of its last apply holds the values in clear.
+        if let Some(a) = copy
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            a.shift_remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    copy
+}
+
 /// Compares one object. `desired` is the object from Git (already marked
 /// with tracking), `live` the cluster's, and `predicted` the server-side
 /// dry-run of applying `desired`, when the caller has one.

@@ -1,0 +1,297 @@
+//! What the API server shows of a controller running in the same process:
+//! an application's managed resources with their diffs (now, or against
+//! another revision: "what would this change do"), its resource tree
+//! (Deployment → ReplicaSet → Pod) and one live object. Everything is read
+//! from the controller's own caches (live objects, renders, dry runs), so a
+//! diff of an unchanged app costs no request to Git and none per object to
+//! the API server. Argo CD's API server reads the same from its
+//! controller's cache in Redis; Berth shares memory instead.
+//!
+//! The handle outlives restarts of the controller (a changed `argocd-cm`
+//! starts it again): each start attaches its state.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock, Weak};
+
+use berth_api::application::Application;
+use berth_cluster::live::ObjectKey;
+use berth_engine::diff::{ResourceDiff, SyncStatus};
+use serde_json::{Value, json};
+
+use crate::controller::{Shared, compare_app};
+use crate::source;
+
+/// Why a view could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    /// No controller runs in this process (or it is starting again).
+    #[error("no controller is running in this process; try again in a moment")]
+    NotRunning,
+    /// The Application's spec cannot be read.
+    #[error("{0}")]
+    Invalid(String),
+    /// Its sources could not be rendered or compared.
+    #[error("{0}")]
+    Compare(String),
+    /// The object is not part of the application.
+    #[error("{0} is not a resource of application {1:?}")]
+    NotManaged(String, String),
+}
+
+/// The diffs of one application against a revision.
+#[derive(Debug, Clone)]
+pub struct Managed {
+    /// The revision (commit) compared with, per source.
+    pub revisions: Vec<String>,
+    /// The app's sync status at that revision.
+    pub sync: SyncStatus,
+    /// One diff per compared object, in the comparison's order.
+    pub diffs: Vec<ResourceDiff>,
+    /// The rendered desired objects (hooks included), Secret values
+    /// masked.
+    pub desired: Vec<Value>,
+}
+
+/// The handle the API server holds; see the module documentation.
+#[derive(Default)]
+pub struct Views {
+    shared: RwLock<Weak<Shared>>,
+}
+
+impl std::fmt::Debug for Views {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Views")
+            .field("attached", &self.state().is_ok())
+            .finish()
+    }
+}
+
+impl Views {
+    /// Makes the views read `shared` (each controller start does).
+    pub(crate) fn attach(&self, shared: &Arc<Shared>) {
+        if let Ok(mut s) = self.shared.write() {
+            *s = Arc::downgrade(shared);
+        }
+    }
+
+    fn state(&self) -> Result<Arc<Shared>, ViewError> {
+        self.shared
+            .read()
+            .ok()
+            .and_then(|s| s.upgrade())
+            .ok_or(ViewError::NotRunning)
+    }
+
+    /// The app's objects compared with its target revision, or with
+    /// `revision` (a branch, tag or commit; for several sources, one per
+    /// source, comma-separated, empty keeping a source's own) when given.
+    pub async fn managed(&self, app: &Value, revision: Option<&str>) -> Result<Managed, ViewError> {
+        let shared = self.state()?;
+        let name = app
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut stored = app.clone();
+        // A requested operation would change what is rendered: the view is
+        // of the spec (or of the revision asked for).
+        if let Some(m) = stored.as_object_mut() {
+            m.remove("operation");
+        }
+        if let Some(revision) = revision.filter(|r| !r.is_empty()) {
+            let op = if stored.pointer("/spec/sources").is_some_and(Value::is_array) {
+                json!({"sync": {"revisions": revision.split(',').map(str::trim).collect::<Vec<_>>()}})
+            } else {
+                json!({"sync": {"revision": revision}})
+            };
+            stored["operation"] = op;
+        }
+        let compared = compare_app(&shared, &name, &stored, false).await;
+        let Some(ready) = compared.ready else {
+            let message = compared
+                .status
+                .pointer("/conditions/0/message")
+                .and_then(Value::as_str)
+                .unwrap_or("the application could not be compared")
+                .to_string();
+            return Err(ViewError::Compare(message));
+        };
+        Ok(Managed {
+            revisions: ready.revisions,
+            sync: ready.comparison.sync,
+            diffs: ready.comparison.diffs,
+            desired: ready
+                .objects
+                .iter()
+                .map(berth_engine::diff::masked)
+                .collect(),
+        })
+    }
+
+    /// Argo CD's `ApplicationTree`: the app's live objects and, through
+    /// `ownerReferences`, everything they own, each with its health.
+    pub fn tree(&self, app: &Value) -> Result<Value, ViewError> {
+        let shared = self.state()?;
+        let settings = shared.settings();
+        let track = self.track(&shared, app)?;
+        let mut nodes = Vec::new();
+        let mut seen = HashSet::new();
+        let mut queue: std::collections::VecDeque<Arc<Value>> =
+            shared.live.app_objects(&track).into();
+        while let Some(obj) = queue.pop_front() {
+            let uid = text(&obj, "/metadata/uid");
+            if !uid.is_empty() && !seen.insert(uid.to_string()) {
+                continue;
+            }
+            nodes.push(node(&obj, settings.checks.check(&obj)));
+            if !uid.is_empty() {
+                queue.extend(shared.live.children(uid));
+            }
+        }
+        Ok(json!({"nodes": nodes, "orphanedNodes": [], "hosts": []}))
+    }
+
+    /// One live object of the app's tree, Secret values masked.
+    pub fn live_object(&self, app: &Value, key: &ObjectKey) -> Result<Option<Value>, ViewError> {
+        let shared = self.state()?;
+        let track = self.track(&shared, app)?;
+        let Some(obj) = shared.live.get(key) else {
+            return Ok(None);
+        };
+        // Part of the app: tracked by it, or owned (transitively) by an
+        // object it tracks.
+        let tracked: HashSet<ObjectKey> = shared
+            .live
+            .app_objects(&track)
+            .iter()
+            .map(|o| ObjectKey::of(o))
+            .collect();
+        let mut current = Arc::clone(&obj);
+        for _ in 0..16 {
+            if tracked.contains(&ObjectKey::of(&current)) {
+                return Ok(Some(berth_engine::diff::masked(&obj)));
+            }
+            let Some(owner) = owner_of(&shared, &current) else {
+                break;
+            };
+            current = owner;
+        }
+        let app_name = text(app, "/metadata/name").to_string();
+        Err(ViewError::NotManaged(
+            format!("{}/{} {}", key.kind, key.namespace, key.name),
+            app_name,
+        ))
+    }
+
+    fn track(&self, shared: &Arc<Shared>, app: &Value) -> Result<String, ViewError> {
+        let name = text(app, "/metadata/name");
+        let parsed = Application::from_value(&format!("Application {name}"), app.clone())
+            .map_err(|e| ViewError::Invalid(e.to_string()))?;
+        Ok(source::tracking_name(&parsed, &shared.config.namespace))
+    }
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The first owner of `obj` found in the cache.
+fn owner_of(shared: &Shared, obj: &Value) -> Option<Arc<Value>> {
+    let namespace = text(obj, "/metadata/namespace");
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)?
+        .iter()
+        .find_map(|r| {
+            let api_version = text(r, "/apiVersion");
+            let group = api_version
+                .split_once('/')
+                .map(|(g, _)| g)
+                .unwrap_or_default();
+            let key = ObjectKey {
+                group: group.to_string(),
+                kind: text(r, "/kind").to_string(),
+                namespace: namespace.to_string(),
+                name: text(r, "/name").to_string(),
+            };
+            // A cluster-scoped owner has no namespace.
+            shared.live.get(&key).or_else(|| {
+                shared.live.get(&ObjectKey {
+                    namespace: String::new(),
+                    ..key
+                })
+            })
+        })
+}
+
+/// One `ResourceNode` of Argo CD's tree.
+fn node(obj: &Value, health: Option<berth_engine::health::Health>) -> Value {
+    let (group, kind) = berth_api::kinds::group_kind(obj);
+    let version = text(obj, "/apiVersion")
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let namespace = text(obj, "/metadata/namespace");
+    let parents: Vec<Value> = obj
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let api_version = text(r, "/apiVersion");
+            json!({
+                "group": api_version.split_once('/').map(|(g, _)| g).unwrap_or_default(),
+                "kind": text(r, "/kind"),
+                "namespace": namespace,
+                "name": text(r, "/name"),
+                "uid": text(r, "/uid"),
+            })
+        })
+        .collect();
+    let mut images: Vec<&str> = Vec::new();
+    for pointer in [
+        "/spec/containers",
+        "/spec/initContainers",
+        "/spec/template/spec/containers",
+        "/spec/template/spec/initContainers",
+    ] {
+        for c in obj
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(i) = c.get("image").and_then(Value::as_str)
+                && !images.contains(&i)
+            {
+                images.push(i);
+            }
+        }
+    }
+    let mut n = json!({
+        "group": group,
+        "version": version,
+        "kind": kind,
+        "namespace": namespace,
+        "name": text(obj, "/metadata/name"),
+        "uid": text(obj, "/metadata/uid"),
+        "resourceVersion": text(obj, "/metadata/resourceVersion"),
+        "createdAt": obj.pointer("/metadata/creationTimestamp"),
+    });
+    if !parents.is_empty() {
+        n["parentRefs"] = json!(parents);
+    }
+    if !images.is_empty() {
+        n["images"] = json!(images);
+    }
+    if let Some(h) = health {
+        n["health"] = json!({"status": h.status.to_string(), "message": h.message});
+        if h.message.is_empty()
+            && let Some(m) = n["health"].as_object_mut()
+        {
+            m.shift_remove("message");
+        }
+    }
+    n
+}

@@ -1,0 +1,273 @@
+//! What an application is made of, over real HTTP: managed resources with
+//! masked Secrets, the diff now and against another branch, manifests at a
+//! revision, the resource tree (Deployment → ReplicaSet → Pod, built by
+//! the control plane's own controllers), one live resource, and events.
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::time::Duration;
+
+use berth_controller::controller::{Config, Controller};
+use berth_server::{Server, ServerConfig};
+use berth_testenv::TestNamespace;
+use berth_testenv::git::{GitFixture, TempDir, git_daemon};
+use serde_json::Value;
+
+async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..600 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: registry.example/web:1.0\n";
+
+fn config_map(color: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: {color}\n"
+    )
+}
+
+const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: hunter2-in-git\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_views_over_http() {
+    let ns = TestNamespace::new("views").await.unwrap();
+    let control = format!("{}-argocd", ns.name);
+    let fixture = GitFixture::new().unwrap();
+    let repo = fixture
+        .create_repo(
+            "views",
+            &[
+                ("app/deploy.yaml", DEPLOYMENT),
+                ("app/cm.yaml", &config_map("blue")),
+                ("app/secret.yaml", SECRET),
+            ],
+        )
+        .unwrap();
+    // A branch with a change, to ask "what would this do".
+    repo.commit(&[("app/cm.yaml", &config_map("green"))], "green")
+        .unwrap();
+    repo.push("next").unwrap();
+    let daemon = git_daemon(&fixture).unwrap();
+    let url = format!("git://127.0.0.1:{}/views.git", daemon.port);
+    let cache = TempDir::new("views-cache").unwrap();
+    let config = Config::new(&control, cache.path().to_path_buf());
+    let views = config.views.clone();
+    let controller = Controller::start(ns.client.clone(), config).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller.run(async {
+        let _ = stopped.await;
+    }));
+    let server = Server::start(
+        ns.client.clone(),
+        ServerConfig {
+            namespace: control.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            views: Some(views),
+        },
+    )
+    .await
+    .unwrap();
+    let base = server.url();
+    let token = server.token_for("admin").unwrap();
+    let http = reqwest::Client::new();
+    let get = async |path: &str| -> (u16, Value) {
+        let r = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    };
+
+    let app = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n  syncPolicy:\n    automated: {{}}\n",
+        ns.name
+    );
+    berth_testenv::kubectl_ok(&ns.kubeconfig, &["apply", "-f", "-"], Some(&app)).unwrap();
+    until("web synced", async || {
+        let (_, a) = get("/api/v1/applications/web").await;
+        a["status"]["sync"]["status"] == "Synced"
+            && a["status"]["operationState"]["phase"] == "Succeeded"
+    })
+    .await;
+
+    // Managed resources: Argo CD's shape, states as JSON strings, the
+    // Secret's value never shown.
+    let (status, managed) = get("/api/v1/applications/web/managed-resources").await;
+    assert_eq!(status, 200, "{managed}");
+    let items = managed["items"].as_array().unwrap();
+    let kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert!(
+        kinds.contains(&"Deployment") && kinds.contains(&"ConfigMap") && kinds.contains(&"Secret"),
+        "{kinds:?}"
+    );
+    assert!(
+        !managed.to_string().contains("hunter2"),
+        "Secret values masked"
+    );
+    assert!(
+        !managed.to_string().contains("aHVudGVyMi"),
+        "not even base64"
+    );
+    let cm = items.iter().find(|i| i["kind"] == "ConfigMap").unwrap();
+    let live: Value = serde_json::from_str(cm["liveState"].as_str().unwrap()).unwrap();
+    assert_eq!(live["data"]["color"], "blue");
+    assert_eq!(cm["modified"], false);
+    let (_, only) = get("/api/v1/applications/web/managed-resources?kind=Deployment").await;
+    assert_eq!(only["items"].as_array().unwrap().len(), 1);
+
+    // The diff: nothing now; against the branch, the ConfigMap's change.
+    let (status, now) = get("/api/v1/applications/web/diff").await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["sync"], "Synced");
+    assert!(
+        now["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["diff"] == "")
+    );
+    let (status, next) = get("/api/v1/applications/web/diff?revision=next").await;
+    assert_eq!(status, 200, "{next}");
+    assert_eq!(next["sync"], "OutOfSync");
+    let changed: Vec<&Value> = next["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["diff"] != "")
+        .collect();
+    assert_eq!(changed.len(), 1, "{next}");
+    let diff = changed[0]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-  color: blue") && diff.contains("+  color: green"),
+        "{diff}"
+    );
+    assert_eq!(changed[0]["kind"], "ConfigMap");
+    let (status, bad) = get("/api/v1/applications/web/diff?revision=no-such-branch").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["message"].as_str().unwrap().contains("no-such-branch"),
+        "{bad}"
+    );
+    // Asking changed nothing: the app is still at main.
+    let (_, a) = get("/api/v1/applications/web").await;
+    assert_eq!(a["status"]["sync"]["status"], "Synced");
+
+    // Manifests at a revision.
+    let (status, m) = get("/api/v1/applications/web/manifests?revision=next").await;
+    assert_eq!(status, 200, "{m}");
+    let manifests = m["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 3);
+    assert!(
+        manifests
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("green"))
+    );
+    assert!(!m.to_string().contains("hunter2"));
+
+    // The tree: the Deployment, the ReplicaSet it owns, the Pod that owns.
+    let mut tree = Value::Null;
+    until(
+        "Deployment → ReplicaSet → Pod in the tree",
+        async || {
+            tree = get("/api/v1/applications/web/resource-tree").await.1;
+            let nodes = tree["nodes"].as_array().cloned().unwrap_or_default();
+            let of = |k: &str| nodes.iter().find(|n| n["kind"] == k).cloned();
+            match (of("Deployment"), of("ReplicaSet"), of("Pod")) {
+                (Some(d), Some(rs), Some(pod)) => {
+                    rs["parentRefs"][0]["uid"] == d["uid"]
+                        && pod["parentRefs"][0]["uid"] == rs["uid"]
+                }
+                _ => false,
+            }
+        },
+    )
+    .await;
+    let nodes = tree["nodes"].as_array().unwrap();
+    let deployment = nodes.iter().find(|n| n["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["images"][0], "registry.example/web:1.0");
+    assert!(deployment["health"]["status"].is_string());
+    let rs = nodes.iter().find(|n| n["kind"] == "ReplicaSet").unwrap();
+    assert_eq!(rs["group"], "apps");
+
+    // One live resource: an owned one is the app's, another object is not.
+    let rs_name = rs["name"].as_str().unwrap();
+    let (status, r) = get(&format!(
+        "/api/v1/applications/web/resource?namespace={}&resourceName={rs_name}&group=apps&kind=ReplicaSet&version=v1",
+        ns.name
+    ))
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let manifest: Value = serde_json::from_str(r["manifest"].as_str().unwrap()).unwrap();
+    assert_eq!(manifest["metadata"]["name"], rs_name);
+    let (status, r) = get(&format!(
+        "/api/v1/applications/web/resource?namespace={}&resourceName=creds&kind=Secret&version=v1",
+        ns.name
+    ))
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert!(!r.to_string().contains("aHVudGVyMi"), "Secret masked: {r}");
+    berth_testenv::kubectl_ok(
+        &ns.kubeconfig,
+        &["create", "configmap", "stranger", "-n", &ns.name],
+        None,
+    )
+    .unwrap();
+    until("the stranger is cached", async || {
+        get(&format!(
+            "/api/v1/applications/web/resource?namespace={}&resourceName=stranger&kind=ConfigMap",
+            ns.name
+        ))
+        .await
+        .0 == 404
+    })
+    .await;
+    let (status, _) = get("/api/v1/applications/web/resource?kind=ConfigMap").await;
+    assert_eq!(status, 400, "resourceName required");
+
+    // Events: the app's (the sync's start and end), and a resource's.
+    let (status, events) = get("/api/v1/applications/web/events").await;
+    assert_eq!(status, 200, "{events}");
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert!(!reasons.is_empty(), "the sync's events: {events}");
+    let (status, events) = get(&format!(
+        "/api/v1/applications/web/events?resourceNamespace={}&resourceName=web",
+        ns.name
+    ))
+    .await;
+    assert_eq!(status, 200, "{events}");
+    until("the Deployment's scaling event", async || {
+        get(&format!(
+            "/api/v1/applications/web/events?resourceNamespace={}&resourceName=web",
+            ns.name
+        ))
+        .await
+        .1["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|e| e["reason"] == "ScalingReplicaSet"))
+    })
+    .await;
+    let (status, _) = get(&format!(
+        "/api/v1/applications/web/events?resourceNamespace={}&resourceName=stranger",
+        ns.name
+    ))
+    .await;
+    assert_eq!(status, 404, "another object's events are not the app's");
+    let (status, _) = get("/api/v1/applications/nope/resource-tree").await;
+    assert_eq!(status, 404);
+
+    drop(server);
+    let _ = stop.send(());
+    let _ = running.await;
+}
