@@ -166,7 +166,7 @@ pub(crate) struct Shared {
     dry_runs: compare::DryRuns,
     /// Repository credentials from the `repository`/`repo-creds` Secrets.
     credentials: RwLock<Arc<CredentialStore>>,
-    applier: Applier,
+    pub(crate) applier: Applier,
     /// `argocd-cm`, compiled; replaced as a whole when it changes.
     settings: RwLock<Arc<ControllerSettings>>,
     /// The `data` the settings were compiled from.
@@ -175,7 +175,7 @@ pub(crate) struct Shared {
     restart: Notify,
     /// Termination flags of the syncs running now, by app.
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
-    apps: Api<DynamicObject>,
+    pub(crate) apps: Api<DynamicObject>,
     projects: Api<DynamicObject>,
     /// Berth's SyncRecords in the control namespace.
     records: Api<DynamicObject>,
@@ -197,7 +197,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The cluster's types as last discovered.
-    fn types(&self) -> Arc<ResourceTypes> {
+    pub(crate) fn types(&self) -> Arc<ResourceTypes> {
         self.types
             .read()
             .map(|t| Arc::clone(&t))
@@ -267,7 +267,7 @@ impl Shared {
 
     /// A Kubernetes Event on the Application, as Argo CD records sync
     /// start and end; failing to record one is logged, never fatal.
-    async fn event(&self, app: &Value, type_: EventType, reason: &str, note: String) {
+    pub(crate) async fn event(&self, app: &Value, type_: EventType, reason: &str, note: String) {
         let text = |p: &str| app.pointer(p).and_then(Value::as_str).map(String::from);
         let reference = ObjectReference {
             api_version: text("/apiVersion"),
@@ -755,6 +755,9 @@ fn trigger_key(app: &Value) -> String {
         app.get("operation"),
         app.pointer("/metadata/annotations")
             .and_then(|a| a.get(REFRESH_ANNOTATION)),
+        app.pointer("/metadata/deletionTimestamp"),
+        app.pointer("/metadata/annotations")
+            .and_then(|a| a.get(crate::deletion::DELETION_APPROVED)),
     ])
     .to_string()
 }
@@ -859,6 +862,23 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     let Some(raw) = shared.latest.lock().ok().and_then(|l| l.get(name).cloned()) else {
         return;
     };
+    // Being deleted: no comparison or sync, only the cascade if asked for.
+    if raw
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        if crate::deletion::finalize(shared, name, &raw).await
+            == crate::deletion::Finalized::Waiting
+        {
+            let shared = Arc::clone(shared);
+            let name = name.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(crate::deletion::RETRY).await;
+                shared.queue.push(&name);
+            });
+        }
+        return;
+    }
     let refresh = raw
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(REFRESH_ANNOTATION))
@@ -1044,7 +1064,7 @@ pub(crate) struct Ready {
     /// Every rendering source's revision (Argo CD's `revisions`).
     pub(crate) revisions: Vec<String>,
     pub(crate) comparison: compare::Comparison,
-    live: Vec<Arc<Value>>,
+    pub(crate) live: Vec<Arc<Value>>,
 }
 
 /// An app's `spec.source` and `spec.sources`, to tell whether they are the

@@ -5,6 +5,7 @@
 
 pub mod compare;
 pub mod controller;
+pub mod deletion;
 pub mod policy;
 pub mod project;
 pub mod record;

@@ -191,6 +191,14 @@ impl Views {
     }
 }
 
+/// The name an Application's objects are tracked by, when its spec can be
+/// read.
+pub(crate) fn track_of(app: &Value, control_namespace: &str) -> Option<String> {
+    let name = text(app, "/metadata/name");
+    let parsed = Application::from_value(&format!("Application {name}"), app.clone()).ok()?;
+    Some(source::tracking_name(&parsed, control_namespace))
+}
+
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer)
         .and_then(Value::as_str)

@@ -10,6 +10,8 @@ use base64::Engine;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+use berth_controller::deletion::RESOURCES_FINALIZER;
+
 use crate::error::ApiError;
 use crate::{AppState, Caller, ROUTES};
 
@@ -457,10 +459,11 @@ async fn update(
     )))
 }
 
-/// `DELETE /api/v1/applications/{name}`: with `?cascade=false` the
-/// Application goes and its resources stay. A cascading delete needs the
-/// controller's deletion support, which is not there yet: refused, saying
-/// so, rather than leaving an Application stuck in deletion.
+/// `DELETE /api/v1/applications/{name}`: by default (cascade) the
+/// controller deletes the app's resources first, through Argo CD's
+/// resources finalizer (`?propagationPolicy=background` for its
+/// background form); with `?cascade=false` the Application goes and its
+/// resources stay.
 async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -469,38 +472,75 @@ async fn remove(
 ) -> Result<Json<Value>, ApiError> {
     let app = fetch(&state, &name).await?;
     state.authorize(&caller, "applications", "delete", &rbac_object(&app))?;
-    let cascade = query_pairs(raw.as_deref())
+    let params = query_pairs(raw.as_deref());
+    let cascade = params
         .iter()
         .find(|(k, _)| k == "cascade")
         .map(|(_, v)| v != "false")
         .unwrap_or(true);
-    if cascade {
-        return Err(ApiError::bad_request(format!(
-            "application {name:?}: deleting its resources with it (cascade) is not supported yet; delete with cascade=false to keep them"
-        )));
-    }
-    // Argo CD's resources finalizer would make the deletion wait for a
-    // cascade that was not asked for: it goes first, as in Argo CD.
-    if let Some(finalizers) = &app.metadata.finalizers {
-        let kept: Vec<&String> = finalizers
-            .iter()
-            .filter(|f| !f.starts_with("resources-finalizer.argocd.argoproj.io"))
-            .collect();
-        if kept.len() != finalizers.len() {
-            let patch = json!({"metadata": {"finalizers": kept, "resourceVersion": app.metadata.resource_version}});
-            state
-                .apps
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
+    let finalizer = match params
+        .iter()
+        .find(|(k, _)| k == "propagationPolicy")
+        .map(|(_, v)| v.as_str())
+    {
+        None | Some("") | Some("foreground") => RESOURCES_FINALIZER.to_string(),
+        Some("background") => format!("{RESOURCES_FINALIZER}/background"),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy {other:?}: use foreground or background"
+            )));
         }
+    };
+    // Cascade: the resources finalizer makes the deletion wait for the
+    // controller to delete the resources. Not cascading: it goes first, as
+    // in Argo CD. The version guard keeps a finalizer someone else adds;
+    // a version the controller moved (status) is read again.
+    let mut app = app;
+    let mut settled = false;
+    for _ in 0..5 {
+        let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
+        let ours = |f: &String| berth_controller::deletion::is_resources_finalizer(f);
+        let others: Vec<String> = finalizers.iter().filter(|f| !ours(f)).cloned().collect();
+        let wanted: Vec<String> = if !cascade {
+            others
+        } else if finalizers.iter().any(ours) {
+            finalizers.clone()
+        } else {
+            others.into_iter().chain([finalizer.clone()]).collect()
+        };
+        if wanted == finalizers {
+            settled = true;
+            break;
+        }
+        let patch = json!({"metadata": {"finalizers": wanted, "resourceVersion": app.metadata.resource_version}});
+        match state
+            .apps
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                settled = true;
+                break;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => app = fetch(&state, &name).await?,
+            Err(e) => return Err(ApiError::kube(&format!("application {name:?}"), e)),
+        }
+    }
+    if !settled {
+        return Err(ApiError::conflict(format!(
+            "application {name:?} keeps changing; try again"
+        )));
     }
     state
         .apps
         .delete(&name, &DeleteParams::default())
         .await
         .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
-    tracing::info!(user = %caller.user, app = %name, "application deleted (resources kept)");
+    if cascade {
+        tracing::info!(user = %caller.user, app = %name, "application deleted with its resources");
+    } else {
+        tracing::info!(user = %caller.user, app = %name, "application deleted (resources kept)");
+    }
     Ok(Json(json!({})))
 }
 

@@ -391,18 +391,17 @@ async fn the_api_over_http() {
     let (status, updated) = send(Method::PUT, "/api/v1/applications/delta", Some(&delta)).await;
     assert_eq!(status, 200);
     assert_eq!(updated["spec"]["source"]["targetRevision"], "main");
+    let (status, body) = send(
+        Method::DELETE,
+        "/api/v1/applications/delta?propagationPolicy=sideways",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // Cascade (the default): the resources finalizer is added and the
+    // controller removes it once the app's resources are gone.
     let (status, body) = send(Method::DELETE, "/api/v1/applications/delta", None).await;
-    assert_eq!(status, 400, "cascade is not supported yet: {body}");
-    assert_eq!(
-        send(
-            Method::DELETE,
-            "/api/v1/applications/delta?cascade=false",
-            None
-        )
-        .await
-        .0,
-        200
-    );
+    assert_eq!(status, 200, "{body}");
     until("delta gone", async || {
         get("/api/v1/applications/delta".into())
             .await

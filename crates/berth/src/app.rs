@@ -138,10 +138,13 @@ enum AppCommand {
     Delete {
         /// The application.
         name: String,
-        /// Also delete its resources (`--cascade=false` keeps them; the
-        /// cascade is not supported yet).
+        /// Also delete its resources (`--cascade=false` keeps them).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         cascade: bool,
+        /// How the resources' dependents go: foreground (they first) or
+        /// background.
+        #[arg(long, value_parser = ["foreground", "background"])]
+        propagation_policy: Option<String>,
     },
     /// The syncs recorded in the application's history.
     History {
@@ -550,12 +553,16 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
             println!("application {} created", text(&a, "/metadata/name"));
             Ok(Exit::Ok)
         }
-        AppCommand::Delete { name, cascade } => {
-            rt.block_on(api.call(
-                Method::DELETE,
-                &format!("/api/v1/applications/{}?cascade={cascade}", encode(&name)),
-                None,
-            ))?;
+        AppCommand::Delete {
+            name,
+            cascade,
+            propagation_policy,
+        } => {
+            let mut path = format!("/api/v1/applications/{}?cascade={cascade}", encode(&name));
+            if let Some(p) = propagation_policy {
+                path.push_str(&format!("&propagationPolicy={p}"));
+            }
+            rt.block_on(api.call(Method::DELETE, &path, None))?;
             println!("application {name} deleted");
             Ok(Exit::Ok)
         }

@@ -395,6 +395,20 @@ fn demo_environments_sync_by_their_policies() {
     assert!(via_env.status.success());
     let prod: serde_json::Value = serde_json::from_slice(&via_env.stdout).unwrap();
     assert_eq!(prod["metadata"]["name"], "guestbook-prod");
+    // What a sync would do, with kubectl diff's exit codes.
+    let diff = cli(&["app", "diff", "guestbook-prod"]);
+    let text = String::from_utf8_lossy(&diff.stdout).to_string();
+    assert_eq!(diff.status.code(), Some(1), "different: {text}");
+    assert!(
+        text.contains("+++ target/apps/Deployment/guestbook-prod/guestbook")
+            && text.contains("+  replicas:"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "no colours off a terminal");
+    assert_eq!(cli(&["app", "diff", "no-such-app"]).status.code(), Some(2));
+    let manifests =
+        String::from_utf8_lossy(&cli(&["app", "manifests", "guestbook-prod"]).stdout).to_string();
+    assert!(manifests.contains("kind: Deployment"), "{manifests}");
     // A sync through the server: progress, results, exit 0.
     let synced = cli(&["app", "sync", "guestbook-prod"]);
     let out = String::from_utf8_lossy(&synced.stdout).to_string();
@@ -421,6 +435,27 @@ fn demo_environments_sync_by_their_policies() {
         waited.status.success(),
         "{}",
         String::from_utf8_lossy(&waited.stderr)
+    );
+    let same = cli(&["app", "diff", "guestbook-prod"]);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    let mut resources = String::new();
+    for _ in 0..100 {
+        resources = String::from_utf8_lossy(&cli(&["app", "resources", "guestbook-prod"]).stdout)
+            .to_string();
+        if resources.contains("  ReplicaSet") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        resources.lines().any(|l| l.starts_with("Deployment"))
+            && resources.lines().any(|l| l.starts_with("  ReplicaSet")),
+        "the ReplicaSet under its Deployment: {resources}"
     );
     let history =
         String::from_utf8_lossy(&cli(&["app", "history", "guestbook-prod"]).stdout).to_string();
@@ -450,13 +485,6 @@ fn demo_environments_sync_by_their_policies() {
         "{}",
         String::from_utf8_lossy(&created.stderr)
     );
-    let refused = cli(&["app", "delete", "extra"]);
-    assert_eq!(
-        refused.status.code(),
-        Some(1),
-        "cascade is not supported yet"
-    );
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("cascade=false"));
     assert!(
         cli(&["app", "delete", "extra", "--cascade=false"])
             .status
