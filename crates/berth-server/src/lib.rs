@@ -29,9 +29,12 @@ pub mod accounts;
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod clusters;
 pub mod error;
 pub mod openapi;
+pub mod projects;
 pub mod rbac;
+pub mod repositories;
 pub mod resources;
 pub mod stream;
 pub mod webhook;
@@ -51,6 +54,10 @@ pub enum ServerError {
     /// Authentication could not be set up.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// The scratch repository cache (for connection tests) could not be
+    /// made.
+    #[error("the repository cache for connection tests: {0}")]
+    Cache(#[from] Box<berth_source::repo::Error>),
     /// The address could not be bound.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -93,6 +100,8 @@ pub struct Shared {
     pub changes: tokio::sync::broadcast::Sender<AppChange>,
     /// The in-process controller's views.
     pub views: Option<Arc<berth_controller::views::Views>>,
+    /// A scratch cache for repository connection tests.
+    pub repos: Arc<berth_source::repo::RepoCache>,
 }
 
 /// A change to an Application, as the event stream sends it.
@@ -179,7 +188,13 @@ impl Server {
             watcher::watcher(apps.clone(), watcher::Config::default()),
         );
         let (changes, _) = tokio::sync::broadcast::channel(4096);
+        let repos = berth_source::repo::RepoCache::new(
+            std::env::temp_dir().join(format!("berth-server-{}", std::process::id())),
+            berth_source::repo::CacheOptions::default(),
+        )
+        .map_err(Box::new)?;
         let shared = Arc::new(Shared {
+            repos: Arc::new(repos),
             changes,
             client: client.clone(),
             namespace: config.namespace.clone(),
@@ -385,6 +400,92 @@ pub const ROUTES: &[openapi::Route] = &[
         "GET",
         "/api/v1/applications/{name}/events",
         "Kubernetes Events of the app, or of one of its resources (`resourceNamespace`, `resourceName`, `resourceUID`)",
+        false,
+        true,
+    ),
+    openapi::Route::new("GET", "/api/v1/projects", "List projects", false, true),
+    openapi::Route::new("GET", "/api/v1/projects/{name}", "One project", false, true),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/projects",
+        "Create a project (`{project, upsert}`)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "PUT",
+        "/api/v1/projects/{name}",
+        "Replace a project's spec (`{project}`)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "DELETE",
+        "/api/v1/projects/{name}",
+        "Delete a project no application uses",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/repositories",
+        "List repositories with their connection state (credentials never returned)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/repositories/{repo}",
+        "One repository (URL percent-encoded)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/repositories",
+        "Add a repository once it can be reached (`?upsert=true` replaces)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/repositories/{repo}/validate",
+        "Test access to a repository with the credentials given; nothing stored",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "DELETE",
+        "/api/v1/repositories/{repo}",
+        "Remove a repository",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/clusters",
+        "List clusters (the controller's own first) with connection state and version",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/clusters/{server}",
+        "One cluster by server URL (percent-encoded) or name (`?id.type=name`)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/clusters",
+        "Add a cluster once its API server answers (`?upsert=true` replaces)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "DELETE",
+        "/api/v1/clusters/{server}",
+        "Remove a cluster",
         false,
         true,
     ),
