@@ -239,36 +239,6 @@ fn check_spec(spec: &Value) -> Result<(), String> {
     object(spec, SPEC, "")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn specs_are_checked_field_by_field() {
-        assert!(
-            check_spec(
-                &json!({"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]})
-            )
-            .is_ok()
-        );
-        assert_eq!(
-            check_spec(&json!({"sourceRepos": "*"})).unwrap_err(),
-            "sourceRepos: expected a list of strings"
-        );
-        assert_eq!(
-            check_spec(&json!({"destinations": [{"server": 1}]})).unwrap_err(),
-            "destinations[0].server: expected a string"
-        );
-        assert_eq!(
-            check_spec(&json!({"sourceRepo": ["*"]})).unwrap_err(),
-            "sourceRepo: unknown field"
-        );
-        assert!(
-            check_spec(&json!({"syncWindows": [{"kind": "allow", "manualSync": true}]})).is_ok()
-        );
-    }
-}
-
 /// `POST /api/v1/projects` with `{project, upsert}`.
 pub async fn create(
     State(state): State<AppState>,
@@ -348,4 +318,34 @@ pub async fn delete(
         .map_err(|e| ApiError::kube(&format!("project {name:?}"), e))?;
     tracing::info!(user = %caller.user, project = %name, "project deleted");
     Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_are_checked_field_by_field() {
+        assert!(
+            check_spec(
+                &json!({"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]})
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            check_spec(&json!({"sourceRepos": "*"})).unwrap_err(),
+            "sourceRepos: expected a list of strings"
+        );
+        assert_eq!(
+            check_spec(&json!({"destinations": [{"server": 1}]})).unwrap_err(),
+            "destinations[0].server: expected a string"
+        );
+        assert_eq!(
+            check_spec(&json!({"sourceRepo": ["*"]})).unwrap_err(),
+            "sourceRepo: unknown field"
+        );
+        assert!(
+            check_spec(&json!({"syncWindows": [{"kind": "allow", "manualSync": true}]})).is_ok()
+        );
+    }
 }
