@@ -202,7 +202,7 @@ enum AppCommand {
     },
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -276,11 +276,11 @@ pub fn version(config: &Path) -> Result<()> {
     Ok(())
 }
 
-fn text<'a>(v: &'a Value, p: &str) -> &'a str {
+pub(crate) fn text<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or_default()
 }
 
-fn print_table(rows: &[Vec<String>]) {
+pub(crate) fn print_table(rows: &[Vec<String>]) {
     let mut widths = vec![0; rows.first().map(Vec::len).unwrap_or(0)];
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -298,7 +298,7 @@ fn print_table(rows: &[Vec<String>]) {
     }
 }
 
-fn print_value(v: &Value, output: Output) -> Result<()> {
+pub(crate) fn print_value(v: &Value, output: Output) -> Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
         Output::Yaml => print!("{}", serde_saphyr::to_string(v)?),
@@ -364,7 +364,7 @@ fn header(wide: bool) -> Vec<String> {
 }
 
 /// Percent-encodes a query value.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

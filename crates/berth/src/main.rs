@@ -9,6 +9,7 @@ mod app;
 mod client;
 mod controller;
 mod demo;
+mod manage;
 mod render;
 mod up;
 
@@ -52,6 +53,12 @@ enum Command {
     App(app::AppArgs),
     /// Accounts, API tokens and passwords, through the Berth server.
     Account(app::AccountArgs),
+    /// Projects (AppProjects), through the Berth server.
+    Proj(manage::ProjArgs),
+    /// Repositories and their credentials, through the Berth server.
+    Repo(manage::RepoArgs),
+    /// Clusters to deploy to, through the Berth server.
+    Cluster(manage::ClusterArgs),
     /// The client's version, and the server's when logged in.
     Version,
     /// Print a shell completion script (e.g. `source <(berth completion bash)`).
@@ -80,6 +87,9 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Account(args) => app::account(&config, args).map(|_| ()),
+        Command::Proj(args) => manage::proj(&config, args),
+        Command::Repo(args) => manage::repo(&config, args),
+        Command::Cluster(args) => manage::cluster(&config, args),
         Command::App(args) => match app::run(&config, args) {
             Ok(app::Exit::Ok) => Ok(()),
             Ok(app::Exit::Failed) => return ExitCode::from(1),

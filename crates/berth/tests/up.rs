@@ -496,6 +496,77 @@ fn demo_environments_sync_by_their_policies() {
         "{}",
         String::from_utf8_lossy(&refreshed.stderr)
     );
+    // Projects, repositories and clusters.
+    let ok = |args: &[&str]| {
+        let out = cli(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(&[
+        "proj",
+        "create",
+        "team",
+        "-s",
+        "*",
+        "-d",
+        "*,team-*",
+        "--description",
+        "a team",
+    ]);
+    let projects = ok(&["proj", "list"]);
+    assert!(
+        projects
+            .lines()
+            .any(|l| l.starts_with("team") && l.contains("team-*")),
+        "{projects}"
+    );
+    let in_use = cli(&["proj", "delete", "default"]);
+    assert_eq!(in_use.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&in_use.stderr).contains("referenced by"));
+    ok(&["proj", "delete", "team"]);
+    let dev: serde_json::Value =
+        serde_json::from_str(&ok(&["app", "get", "guestbook-dev", "-o", "json"])).unwrap();
+    let repo_url = dev["spec"]["source"]["repoURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&["repo", "add", &repo_url, "--name", "guestbook"]);
+    let repos = ok(&["repo", "list"]);
+    assert!(
+        repos
+            .lines()
+            .any(|l| l.contains(&repo_url) && l.contains("Successful")),
+        "{repos}"
+    );
+    let unreachable = cli(&["repo", "add", "git://127.0.0.1:1/nothing.git"]);
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("unable to connect"));
+    ok(&["repo", "rm", &repo_url]);
+    let context = kubectl(&kubeconfig, &["config", "current-context"]);
+    ok(&[
+        "cluster",
+        "add",
+        context.trim(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--name",
+        "second",
+    ]);
+    let clusters = ok(&["cluster", "list"]);
+    assert!(
+        clusters
+            .lines()
+            .any(|l| l.contains("in-cluster") && l.contains("Successful"))
+            && clusters
+                .lines()
+                .any(|l| l.contains("second") && l.contains("Successful")),
+        "{clusters}"
+    );
+    ok(&["cluster", "rm", "second"]);
     let completion = cli(&["completion", "bash"]);
     assert!(completion.status.success());
     assert!(String::from_utf8_lossy(&completion.stdout).contains("berth"));
