@@ -2,8 +2,11 @@
 //! installation's users keep working:
 //!
 //! - `argocd-secret` holds the token signing key (`server.secretkey`), the
-//!   admin's bcrypt hash (`admin.password`) and other accounts' hashes
-//!   (`accounts.NAME.password`); created when missing.
+//!   admin's password hash (`admin.password`) and other accounts' hashes
+//!   (`accounts.NAME.password`); created when missing. Argo CD's bcrypt
+//!   hashes are read; passwords Berth sets are hashed with argon2id (PHC
+//!   string), and each change records `...passwordMtime`: sessions issued
+//!   before it are no longer honoured (API tokens are, until revoked).
 //! - `argocd-initial-admin-secret` holds the admin's first password, random,
 //!   written once at install as Argo CD does.
 //! - `argocd-cm` enables accounts: `admin.enabled` (default true) and
@@ -54,7 +57,7 @@ pub enum AuthError {
     Random(#[from] std::io::Error),
     /// Hashing the admin's password failed.
     #[error("hashing a password: {0}")]
-    Hash(#[from] bcrypt::BcryptError),
+    Hash(String),
     /// The signing key cannot be used.
     #[error("the token signing key (server.secretkey): {0}")]
     Key(jsonwebtoken::errors::Error),
@@ -132,6 +135,50 @@ pub struct Auth {
     /// Live API tokens by account, from `argocd-secret`: a token not listed
     /// here has been revoked.
     tokens: RwLock<HashMap<String, Vec<TokenRecord>>>,
+    /// When each account's password last changed (seconds since the
+    /// epoch), from `argocd-secret`: older sessions are refused.
+    mtimes: RwLock<HashMap<String, u64>>,
+}
+
+/// When each account's password last changed, from `argocd-secret`'s data
+/// (`admin.passwordMtime`, `accounts.NAME.passwordMtime`).
+pub fn password_mtimes(data: &BTreeMap<String, ByteString>) -> HashMap<String, u64> {
+    data.iter()
+        .filter_map(|(k, v)| {
+            let account = if k == "admin.passwordMtime" {
+                "admin"
+            } else {
+                k.strip_prefix("accounts.")?
+                    .strip_suffix(".passwordMtime")?
+            };
+            let text = String::from_utf8_lossy(&v.0);
+            let at: jiff::Timestamp = text.trim().parse().ok()?;
+            Some((account.to_string(), u64::try_from(at.as_second()).ok()?))
+        })
+        .collect()
+}
+
+/// An argon2id hash of `password` in PHC form (`$argon2id$v=19$...`).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = random_bytes(16).map_err(|e| e.to_string())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `password` matches `hash`: argon2 (PHC) or bcrypt (Argo CD's).
+pub fn password_matches_hash(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    if hash.starts_with("$argon2") {
+        PasswordHash::new(hash)
+            .and_then(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h))
+            .is_ok()
+    } else {
+        bcrypt::verify(password, hash).unwrap_or(false)
+    }
 }
 
 /// The API tokens recorded in `argocd-secret`'s data.
@@ -189,7 +236,7 @@ impl Auth {
         let mut initial_password = None;
         if !data.contains_key("admin.password") {
             let password = random_password(16)?;
-            let hash = bcrypt::hash(&password, bcrypt::DEFAULT_COST)?;
+            let hash = hash_password(&password).map_err(AuthError::Hash)?;
             add.insert("admin.password".into(), ByteString(hash.into_bytes()));
             add.insert(
                 "admin.passwordMtime".into(),
@@ -247,6 +294,7 @@ impl Auth {
             encoding: EncodingKey::from_secret(&key).map_err(AuthError::Key)?,
             decoding: DecodingKey::from_secret(&key).map_err(AuthError::Key)?,
             failures: Mutex::new(HashMap::new()),
+            mtimes: RwLock::new(password_mtimes(&data)),
             tokens: RwLock::new(tokens_from(&data)),
         })
     }
@@ -277,6 +325,14 @@ impl Auth {
         }
     }
 
+    /// Replaces the known password change times (the server Secret
+    /// changed).
+    pub fn set_password_mtimes(&self, mtimes: HashMap<String, u64>) {
+        if let Ok(mut m) = self.mtimes.write() {
+            *m = mtimes;
+        }
+    }
+
     /// An account's API tokens.
     pub fn tokens_of(&self, account: &str) -> Vec<TokenRecord> {
         self.tokens
@@ -299,6 +355,17 @@ impl Auth {
                 )));
             }
             claims.sub = account;
+            return Ok(claims);
+        }
+        let changed = self
+            .mtimes
+            .read()
+            .ok()
+            .and_then(|m| m.get(&claims.sub).copied());
+        if changed.is_some_and(|at| claims.iat < at) {
+            return Err(ApiError::unauthenticated(
+                "the password changed after this session began: log in again",
+            ));
         }
         Ok(claims)
     }
@@ -379,13 +446,14 @@ impl Auth {
         Ok(())
     }
 
-    /// Sets `user`'s password (bcrypt, as Argo CD stores it).
+    /// Sets `user`'s password (argon2id; Argo CD's bcrypt hashes are still
+    /// read) and records when, which ends `user`'s earlier sessions.
     pub async fn set_password(&self, user: &str, password: &str) -> Result<(), ApiError> {
         if password.chars().count() < 8 {
             return Err(ApiError::bad_request("newPassword: at least 8 characters"));
         }
         let owned = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || bcrypt::hash(owned, bcrypt::DEFAULT_COST))
+        let hash = tokio::task::spawn_blocking(move || hash_password(&owned))
             .await
             .map_err(|e| ApiError::internal(format!("hashing: {e}")))?
             .map_err(|e| ApiError::internal(format!("hashing: {e}")))?;
@@ -408,6 +476,10 @@ impl Auth {
             )
             .await
             .map_err(|e| ApiError::kube("writing the server Secret", e))?;
+        // At once here; other replicas learn it from the Secret's watch.
+        if let Ok(mut m) = self.mtimes.write() {
+            m.insert(user.to_string(), now());
+        }
         Ok(())
     }
 
@@ -511,8 +583,8 @@ impl Auth {
         };
         let hash = String::from_utf8_lossy(&hash.0).to_string();
         let password = password.to_string();
-        // bcrypt is slow on purpose: off the async threads.
-        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+        // Password hashes are slow on purpose: off the async threads.
+        tokio::task::spawn_blocking(move || password_matches_hash(&password, &hash))
             .await
             .map_err(|e| ApiError::internal(format!("checking a password: {e}")))
     }

@@ -587,9 +587,11 @@ async fn watch_server_secret(shared: AppState, client: Client) {
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
+                let data = s.data.unwrap_or_default();
+                shared.auth.set_tokens(auth::tokens_from(&data));
                 shared
                     .auth
-                    .set_tokens(auth::tokens_from(&s.data.unwrap_or_default()));
+                    .set_password_mtimes(auth::password_mtimes(&data));
             }
             Ok(watcher::Event::Delete(_)) => shared.auth.set_tokens(Default::default()),
             Ok(_) => {}

@@ -458,7 +458,46 @@ async fn rbac_matrix() {
         StatusCode::OK
     );
     assert!(login("alice", "alice-pass").await.is_none());
-    assert!(login("alice", "alice-new-pass").await.is_some());
+    // The sessions begun before the change end with it.
+    let (status, body) = call(&alice, "GET", "/api/v1/applications").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("password changed"),
+        "{body}"
+    );
+    let fresh = login("alice", "alice-new-pass")
+        .await
+        .expect("new password");
+    assert_eq!(
+        call(&fresh, "GET", "/api/v1/applications").await.0,
+        StatusCode::OK
+    );
+    // New hashes are argon2id; Argo CD's bcrypt ones (bob's) still work.
+    let stored = kubectl(
+        &ns,
+        &[
+            "get",
+            "secret",
+            "argocd-secret",
+            "-n",
+            &control,
+            "-o",
+            "jsonpath={.data.accounts\\.alice\\.password}",
+        ],
+        None,
+    );
+    use base64::Engine;
+    let hash = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(stored.trim())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(login("bob", "bob-pass").await.is_some());
 
     // The audit log: who did what, from where, with what answer; written
     // just after each answer, so looked for until there.
