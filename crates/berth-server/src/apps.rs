@@ -37,6 +37,12 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/applications/{name}/resource") => get(crate::resources::resource),
         ("GET", "/api/v1/applications/{name}/events") => get(crate::resources::events),
         ("GET", "/api/v1/projects") => get(crate::projects::list),
+        ("POST", "/api/v1/projects/{project}/roles/{role}/token") => {
+            post(crate::projects::create_role_token)
+        }
+        ("DELETE", "/api/v1/projects/{project}/roles/{role}/token/{iat}") => {
+            delete(crate::projects::delete_role_token)
+        }
         ("GET", "/api/v1/projects/{name}") => get(crate::projects::get),
         ("POST", "/api/v1/projects") => post(crate::projects::create),
         ("PUT", "/api/v1/projects/{name}") => put(crate::projects::update),

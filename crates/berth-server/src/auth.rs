@@ -318,6 +318,13 @@ impl Auth {
             .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
     }
 
+    /// Signs `claims` (for project role tokens, whose subject and id the
+    /// caller chose).
+    pub fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
+    }
+
     /// Replaces the known API tokens (the server Secret changed).
     pub fn set_tokens(&self, tokens: HashMap<String, Vec<TokenRecord>>) {
         if let Ok(mut t) = self.tokens.write() {

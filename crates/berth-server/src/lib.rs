@@ -100,6 +100,8 @@ pub struct Shared {
     pub changes: tokio::sync::broadcast::Sender<AppChange>,
     /// The in-process controller's views.
     pub views: Option<Arc<berth_controller::views::Views>>,
+    /// The AppProjects by name, for project role tokens.
+    pub projects: RwLock<Arc<BTreeMap<String, serde_json::Value>>>,
     /// A scratch cache for repository connection tests.
     pub repos: Arc<berth_source::repo::RepoCache>,
 }
@@ -203,6 +205,7 @@ impl Server {
             auth,
             policy: RwLock::new(Arc::new(rbac::Policy::from_data(&BTreeMap::new()))),
             views: config.views.clone(),
+            projects: RwLock::new(Arc::new(BTreeMap::new())),
         });
         let policy_task = tokio::spawn(watch_rbac(Arc::clone(&shared), client.clone()));
         let secret_task = tokio::spawn(watch_server_secret(Arc::clone(&shared), client.clone()));
@@ -404,6 +407,20 @@ pub const ROUTES: &[openapi::Route] = &[
         true,
     ),
     openapi::Route::new("GET", "/api/v1/projects", "List projects", false, true),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/projects/{project}/roles/{role}/token",
+        "Create a token for a project role (`{expiresIn, id}`), recorded in the role's jwtTokens",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "DELETE",
+        "/api/v1/projects/{project}/roles/{role}/token/{iat}",
+        "Revoke a project role token (by its iat, or `?id=`)",
+        false,
+        true,
+    ),
     openapi::Route::new("GET", "/api/v1/projects/{name}", "One project", false, true),
     openapi::Route::new(
         "POST",
@@ -560,7 +577,11 @@ async fn authenticate(
         )
         .into_response();
     };
-    match state.auth.verify_user(&token) {
+    match state
+        .auth
+        .verify_user(&token)
+        .and_then(|c| projects::check_role_token(&state, c))
+    {
         Ok(claims) => {
             let caller = Caller {
                 user: claims.sub,
@@ -603,31 +624,77 @@ async fn watch_server_secret(shared: AppState, client: Client) {
     }
 }
 
-/// Follows `argocd-rbac-cm`: a change applies to the next request.
+/// Follows `argocd-rbac-cm` and the AppProjects' roles: a change applies
+/// to the next request.
 async fn watch_rbac(shared: AppState, client: Client) {
     use k8s_openapi::api::core::v1::ConfigMap;
-    let maps: Api<ConfigMap> = Api::namespaced(client, &shared.namespace);
+    enum Change {
+        Rbac(BTreeMap<String, String>),
+        Project(Option<Box<DynamicObject>>, Option<String>),
+        ProjectsListed,
+    }
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &shared.namespace);
     let config = watcher::Config::default().fields("metadata.name=argocd-rbac-cm");
-    let mut stream = watcher::watcher(maps, config).boxed();
-    while let Some(event) = stream.next().await {
-        let data = match event {
+    let rbac = watcher::watcher(maps, config).filter_map(|event| async move {
+        match event {
             Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
-                cm.data.unwrap_or_default()
+                Some(Change::Rbac(cm.data.unwrap_or_default()))
             }
-            Ok(watcher::Event::Delete(_)) => BTreeMap::new(),
-            Ok(_) => continue,
+            Ok(watcher::Event::Delete(_)) => Some(Change::Rbac(BTreeMap::new())),
+            Ok(_) => None,
             Err(e) => {
                 tracing::warn!(error = %e, "watching argocd-rbac-cm");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                None
             }
-        };
-        let policy = rbac::Policy::from_data(&data);
+        }
+    });
+    let projects: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        &shared.namespace,
+        &berth_cluster::bootstrap::appproject_resource(),
+    );
+    let projects =
+        watcher::watcher(projects, watcher::Config::default()).filter_map(|event| async move {
+            match event {
+                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                    Some(Change::Project(Some(Box::new(p)), None))
+                }
+                Ok(watcher::Event::Delete(p)) => Some(Change::Project(None, p.metadata.name)),
+                Ok(watcher::Event::InitDone) => Some(Change::ProjectsListed),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watching AppProjects");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    None
+                }
+            }
+        });
+    let mut changes = futures::stream::select(rbac.boxed(), projects.boxed());
+    let mut data = BTreeMap::new();
+    let mut known: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Rbac(d) => data = d,
+            Change::Project(Some(p), _) => {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                known.insert(name, serde_json::to_value(&p).unwrap_or_default());
+            }
+            Change::Project(None, name) => {
+                known.remove(&name.unwrap_or_default());
+            }
+            Change::ProjectsListed => {}
+        }
+        let mut policy = rbac::Policy::from_data(&data);
+        policy.add_project_roles(known.values());
         for problem in &policy.problems {
-            tracing::warn!(%problem, "argocd-rbac-cm");
+            tracing::warn!(%problem, "RBAC policy");
         }
         if let Ok(mut p) = shared.policy.write() {
             *p = Arc::new(policy);
+        }
+        if let Ok(mut p) = shared.projects.write() {
+            *p = Arc::new(known.clone());
         }
     }
 }

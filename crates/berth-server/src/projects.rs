@@ -3,12 +3,13 @@
 //! field of a wrong spec; a project still used by applications is not
 //! deleted.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::{Extension, Json};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::apps::{project_of, render};
+use crate::auth::Claims;
 use crate::error::ApiError;
 use crate::{AppState, Caller};
 
@@ -317,6 +318,191 @@ pub async fn delete(
         .await
         .map_err(|e| ApiError::kube(&format!("project {name:?}"), e))?;
     tracing::info!(user = %caller.user, project = %name, "project deleted");
+    Ok(Json(json!({})))
+}
+
+/// The subject prefix of project role tokens: `proj:PROJECT:ROLE`.
+pub const ROLE_SUBJECT_PREFIX: &str = "proj:";
+
+/// A project role token is honoured only while the role lists it
+/// (`spec.roles[].jwtTokens`, by id, or by issue time for tokens without
+/// one, as Argo CD records them); other tokens pass unchanged.
+pub fn check_role_token(state: &AppState, claims: Claims) -> Result<Claims, ApiError> {
+    let Some(rest) = claims.sub.strip_prefix(ROLE_SUBJECT_PREFIX) else {
+        return Ok(claims);
+    };
+    let (project, role) = rest.split_once(':').unwrap_or((rest, ""));
+    let projects = state
+        .projects
+        .read()
+        .map(|p| std::sync::Arc::clone(&p))
+        .map_err(|_| ApiError::internal("project state"))?;
+    let listed = projects
+        .get(project)
+        .and_then(|p| p.pointer("/spec/roles"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("name").and_then(Value::as_str) == Some(role))
+        .flat_map(|r| {
+            r.get("jwtTokens")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .any(|t| {
+            let id = t.get("id").and_then(Value::as_str).unwrap_or_default();
+            let iat = t
+                .get("iat")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+            if id.is_empty() {
+                iat == Some(claims.iat)
+            } else {
+                id == claims.jti
+            }
+        });
+    if listed {
+        Ok(claims)
+    } else {
+        Err(ApiError::unauthenticated(format!(
+            "the token of role {role:?} in project {project:?} has been revoked or its role removed"
+        )))
+    }
+}
+
+fn role_index(project: &DynamicObject, role: &str) -> Result<usize, ApiError> {
+    project
+        .data
+        .pointer("/spec/roles")
+        .and_then(Value::as_array)
+        .and_then(|roles| {
+            roles
+                .iter()
+                .position(|r| r.get("name").and_then(Value::as_str) == Some(role))
+        })
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "project {:?} has no role {role:?}; add it to spec.roles first",
+                project.metadata.name.as_deref().unwrap_or_default()
+            ))
+        })
+}
+
+/// `POST /api/v1/projects/{project}/roles/{role}/token` with
+/// `{expiresIn, id}`: a JWT whose subject is `proj:PROJECT:ROLE`, listed
+/// in the role's `jwtTokens` so it can be revoked.
+pub async fn create_role_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((project, role)): Path<(String, String)>,
+    body: Option<Json<Value>>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&caller, "projects", "update", &project)?;
+    let body = body.map(|b| b.0).unwrap_or_else(|| json!({}));
+    let p = fetch(&state, &project).await?;
+    let index = role_index(&p, &role)?;
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let expires_in = body
+        .get("expiresIn")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .unwrap_or(0);
+    let id = match body
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        Some(id) => id.to_string(),
+        None => crate::auth::random_bytes(8)
+            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+            .map_err(|e| ApiError::internal(format!("token id: {e}")))?,
+    };
+    let exp = (expires_in > 0).then(|| iat + expires_in);
+    let claims = Claims {
+        iss: "argocd".into(),
+        sub: format!("{ROLE_SUBJECT_PREFIX}{project}:{role}"),
+        iat,
+        nbf: iat,
+        exp,
+        jti: id.clone(),
+        groups: Vec::new(),
+    };
+    let token = state.auth.sign(&claims)?;
+    let record = json!({"iat": iat, "exp": exp.unwrap_or(0), "id": id});
+    let has_list = p
+        .data
+        .pointer(&format!("/spec/roles/{index}/jwtTokens"))
+        .is_some_and(Value::is_array);
+    let add = if has_list {
+        json!({"op": "add", "path": format!("/spec/roles/{index}/jwtTokens/-"), "value": record})
+    } else {
+        json!({"op": "add", "path": format!("/spec/roles/{index}/jwtTokens"), "value": [record]})
+    };
+    // The test makes the write fail if the roles moved meanwhile.
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": format!("/spec/roles/{index}/name"), "value": role},
+        add,
+    ]))
+    .map_err(|e| ApiError::internal(format!("patch: {e}")))?;
+    api(&state)
+        .patch(&project, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+        .map_err(|e| ApiError::kube(&format!("project {project:?}"), e))?;
+    tracing::info!(user = %caller.user, %project, %role, token = %claims.jti, "project role token created");
+    Ok(Json(json!({"token": token})))
+}
+
+/// `DELETE /api/v1/projects/{project}/roles/{role}/token/{iat}` (or
+/// `?id=`): removes the token from the role's list; it stops working at
+/// once.
+pub async fn delete_role_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((project, role, iat)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&caller, "projects", "update", &project)?;
+    let id = crate::apps::query_pairs(raw.as_deref())
+        .into_iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v);
+    let p = fetch(&state, &project).await?;
+    let index = role_index(&p, &role)?;
+    let tokens = p
+        .data
+        .pointer(&format!("/spec/roles/{index}/jwtTokens"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let kept: Vec<Value> = tokens
+        .iter()
+        .filter(|t| match &id {
+            Some(id) => t.get("id").and_then(Value::as_str) != Some(id.as_str()),
+            None => {
+                t.get("iat")
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    != Some(iat.clone())
+            }
+        })
+        .cloned()
+        .collect();
+    if kept.len() == tokens.len() {
+        return Err(ApiError::not_found(format!(
+            "role {role:?} of project {project:?} has no such token"
+        )));
+    }
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": format!("/spec/roles/{index}/name"), "value": role},
+        {"op": "replace", "path": format!("/spec/roles/{index}/jwtTokens"), "value": kept},
+    ]))
+    .map_err(|e| ApiError::internal(format!("patch: {e}")))?;
+    api(&state)
+        .patch(&project, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+        .map_err(|e| ApiError::kube(&format!("project {project:?}"), e))?;
+    tracing::info!(user = %caller.user, %project, %role, "project role token revoked");
     Ok(Json(json!({})))
 }
 

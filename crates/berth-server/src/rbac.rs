@@ -81,6 +81,72 @@ impl Policy {
         policy
     }
 
+    /// Adds the roles of AppProjects (`spec.roles`): each role's policies,
+    /// whose subject must be `proj:PROJECT:ROLE` and whose object must lie
+    /// inside the project (`PROJECT/...`), so a project's authors cannot
+    /// grant anything outside it; and its `groups`, bound to the role.
+    pub fn add_project_roles<'a>(
+        &mut self,
+        projects: impl IntoIterator<Item = &'a serde_json::Value>,
+    ) {
+        for project in projects {
+            let name = project
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            let roles = project
+                .pointer("/spec/roles")
+                .and_then(serde_json::Value::as_array);
+            for role in roles.into_iter().flatten() {
+                let role_name = role
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                let subject = format!("proj:{name}:{role_name}");
+                let key = format!("AppProject {name} role {role_name}");
+                let before = self.rules.len();
+                let lines: Vec<&str> = role
+                    .get("policies")
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_str)
+                    .collect();
+                self.add_csv(&key, &lines.join("\n"));
+                let prefix = format!("{name}/");
+                let mut kept = Vec::new();
+                for rule in self.rules.drain(before..) {
+                    if rule.subject != subject {
+                        self.problems.push(format!(
+                            "{key}: policy subject {:?} must be {subject:?}",
+                            rule.subject
+                        ));
+                    } else if !rule.object.starts_with(&prefix) {
+                        self.problems.push(format!(
+                            "{key}: policy object {:?} is outside project {name:?} (use {prefix}...)",
+                            rule.object
+                        ));
+                    } else {
+                        kept.push(rule);
+                    }
+                }
+                self.rules.extend(kept);
+                for group in role
+                    .get("groups")
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_str)
+                {
+                    self.groups
+                        .entry(group.to_string())
+                        .or_default()
+                        .insert(subject.clone());
+                }
+            }
+        }
+    }
+
     fn add_csv(&mut self, key: &str, csv: &str) {
         for (n, line) in csv.lines().enumerate() {
             let line = line.trim();
@@ -235,6 +301,34 @@ mod tests {
             "shop/web"
         ));
         assert!(p.problems.is_empty(), "{:?}", p.problems);
+    }
+
+    #[test]
+    fn project_roles_stay_inside_their_project() {
+        let mut p = policy("", None);
+        let project = serde_json::json!({"metadata": {"name": "shop"}, "spec": {"roles": [{
+            "name": "ci",
+            "policies": [
+                "p, proj:shop:ci, applications, sync, shop/*, allow",
+                "p, proj:shop:ci, applications, get, */*, allow",
+                "p, proj:other:ci, applications, get, other/*, allow",
+            ],
+            "groups": ["shop-devs"],
+        }]}});
+        p.add_project_roles([&project]);
+        assert!(p.allows("proj:shop:ci", &[], "applications", "sync", "shop/web"));
+        assert!(
+            !p.allows("proj:shop:ci", &[], "applications", "get", "else/web"),
+            "outside the project: dropped"
+        );
+        assert!(p.allows(
+            "dana",
+            &["shop-devs".into()],
+            "applications",
+            "sync",
+            "shop/web"
+        ));
+        assert_eq!(p.problems.len(), 2, "{:?}", p.problems);
     }
 
     #[test]

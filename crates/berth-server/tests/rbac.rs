@@ -435,6 +435,82 @@ async fn rbac_matrix() {
         "{body}"
     );
 
+    // Project roles: their policies count only inside the project, their
+    // tokens work while the role lists them.
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "appproject",
+            "default",
+            "-n",
+            &control,
+            "--type",
+            "merge",
+            "-p",
+            &json!({"spec": {"roles": [{"name": "ci", "policies": [
+                "p, proj:default:ci, applications, get, default/alpha, allow",
+                "p, proj:default:ci, applications, sync, default/alpha, allow",
+                "p, proj:default:ci, applications, get, other/*, allow",
+            ]}]}})
+            .to_string(),
+        ],
+        None,
+    );
+    let role_token = "/api/v1/projects/default/roles/ci/token";
+    let (status, _) = send(&bob, Method::POST, role_token, json!({"id": "pipeline"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "bob may not update projects");
+    let (status, body) = send(
+        &admin_token,
+        Method::POST,
+        "/api/v1/projects/default/roles/nope/token",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = send(
+        &admin_token,
+        Method::POST,
+        role_token,
+        json!({"id": "pipeline", "expiresIn": 3600}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ci = body["token"].as_str().unwrap().to_string();
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = call(&ci, "GET", "/api/v1/applications").await.1;
+        if listed["items"].is_array() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(names(&listed), ["alpha"], "only what the role may get");
+    assert_eq!(
+        call(&ci, "GET", "/api/v1/applications/gamma").await.0,
+        forbidden,
+        "a role's policy outside its project is ignored"
+    );
+    let (status, _) = call(&ci, "POST", "/api/v1/applications/alpha/sync").await;
+    assert_ne!(status, forbidden, "sync allowed by the role");
+    let (status, _) = send(
+        &admin_token,
+        Method::DELETE,
+        &format!("{role_token}/0?id=pipeline"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = call(&ci, "GET", "/api/v1/applications").await.0;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
+
     // Passwords: changed by their owner, who proves the current one.
     let change = json!({"currentPassword": "wrong", "newPassword": "alice-new-pass"});
     assert_eq!(

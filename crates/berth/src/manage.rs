@@ -60,6 +60,38 @@ enum ProjCommand {
         /// The project.
         name: String,
     },
+    /// Tokens of a project's roles (`spec.roles`).
+    Role {
+        #[command(subcommand)]
+        command: RoleCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCommand {
+    /// Create a token for a project role and print it.
+    CreateToken {
+        /// The project.
+        project: String,
+        /// The role.
+        role: String,
+        /// The token's id (default: random).
+        #[arg(long)]
+        id: Option<String>,
+        /// Seconds until it expires (default: never).
+        #[arg(short = 'e', long)]
+        expires_in: Option<u64>,
+    },
+    /// Revoke a project role token by its id.
+    DeleteToken {
+        /// The project.
+        project: String,
+        /// The role.
+        role: String,
+        /// The token's id.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 /// Arguments of `berth repo`.
@@ -255,6 +287,48 @@ pub fn proj(config: &Path, args: ProjArgs) -> Result<()> {
                 Some(&json!({"project": project, "upsert": upsert})),
             ))?;
             println!("project {} created", text(&p, "/metadata/name"));
+        }
+        ProjCommand::Role {
+            command:
+                RoleCommand::CreateToken {
+                    project,
+                    role,
+                    id,
+                    expires_in,
+                },
+        } => {
+            let mut body = json!({});
+            if let Some(id) = id {
+                body["id"] = json!(id);
+            }
+            if let Some(e) = expires_in {
+                body["expiresIn"] = json!(e);
+            }
+            let r = rt.block_on(api.call(
+                Method::POST,
+                &format!(
+                    "/api/v1/projects/{}/roles/{}/token",
+                    encode(&project),
+                    encode(&role)
+                ),
+                Some(&body),
+            ))?;
+            println!("{}", text(&r, "/token"));
+        }
+        ProjCommand::Role {
+            command: RoleCommand::DeleteToken { project, role, id },
+        } => {
+            rt.block_on(api.call(
+                Method::DELETE,
+                &format!(
+                    "/api/v1/projects/{}/roles/{}/token/0?id={}",
+                    encode(&project),
+                    encode(&role),
+                    encode(&id)
+                ),
+                None,
+            ))?;
+            println!("token {id} of role {role} in project {project} revoked");
         }
         ProjCommand::Delete { name } => {
             rt.block_on(api.call(
