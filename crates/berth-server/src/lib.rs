@@ -55,7 +55,7 @@ pub enum ServerError {
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
     /// The scratch repository cache (for connection tests) could not be
-    /// made.
+    /// made, or the random source for its name read.
     #[error("the repository cache for connection tests: {0}")]
     Cache(#[from] Box<berth_source::repo::Error>),
     /// The address could not be bound.
@@ -159,6 +159,8 @@ pub struct Caller {
 
 /// A running server.
 pub struct Server {
+    /// Scratch space for connection tests, removed with the server.
+    scratch: std::path::PathBuf,
     addr: SocketAddr,
     shared: AppState,
     task: tokio::task::JoinHandle<()>,
@@ -173,6 +175,7 @@ impl std::fmt::Debug for Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }
 
@@ -190,8 +193,15 @@ impl Server {
             watcher::watcher(apps.clone(), watcher::Config::default()),
         );
         let (changes, _) = tokio::sync::broadcast::channel(4096);
+        let suffix: String = auth::random_bytes(4)
+            .map_err(auth::AuthError::Random)?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let scratch =
+            std::env::temp_dir().join(format!("berth-server-{}-{suffix}", std::process::id()));
         let repos = berth_source::repo::RepoCache::new(
-            std::env::temp_dir().join(format!("berth-server-{}", std::process::id())),
+            &scratch,
             berth_source::repo::CacheOptions::default(),
         )
         .map_err(Box::new)?;
@@ -256,7 +266,12 @@ impl Server {
         // Lists are answered from the cache: wait for its first fill.
         let _ = tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready()).await;
         tracing::info!(%addr, "API server listening");
-        Ok(Server { addr, shared, task })
+        Ok(Server {
+            addr,
+            shared,
+            task,
+            scratch,
+        })
     }
 
     /// The address it listens on.

@@ -85,13 +85,15 @@ async fn resource_views_over_http() {
         (status, r.json().await.unwrap_or(Value::Null))
     };
 
-    let app = format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n  syncPolicy:\n    automated: {{}}\n",
+    // A name no other test's app has: tracking is by name, cluster-wide.
+    let app = format!("web-{}", &ns.name[ns.name.len() - 6..]);
+    let manifest = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {app}\n  namespace: {control}\nspec:\n  project: default\n  source:\n    repoURL: {url}\n    targetRevision: main\n    path: app\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {}\n  syncPolicy:\n    automated: {{}}\n",
         ns.name
     );
-    berth_testenv::kubectl_ok(&ns.kubeconfig, &["apply", "-f", "-"], Some(&app)).unwrap();
+    berth_testenv::kubectl_ok(&ns.kubeconfig, &["apply", "-f", "-"], Some(&manifest)).unwrap();
     until("web synced", async || {
-        let (_, a) = get("/api/v1/applications/web").await;
+        let (_, a) = get(&format!("/api/v1/applications/{app}")).await;
         a["status"]["sync"]["status"] == "Synced"
             && a["status"]["operationState"]["phase"] == "Succeeded"
     })
@@ -99,7 +101,7 @@ async fn resource_views_over_http() {
 
     // Managed resources: Argo CD's shape, states as JSON strings, the
     // Secret's value never shown.
-    let (status, managed) = get("/api/v1/applications/web/managed-resources").await;
+    let (status, managed) = get(&format!("/api/v1/applications/{app}/managed-resources")).await;
     assert_eq!(status, 200, "{managed}");
     let items = managed["items"].as_array().unwrap();
     let kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
@@ -119,11 +121,14 @@ async fn resource_views_over_http() {
     let live: Value = serde_json::from_str(cm["liveState"].as_str().unwrap()).unwrap();
     assert_eq!(live["data"]["color"], "blue");
     assert_eq!(cm["modified"], false);
-    let (_, only) = get("/api/v1/applications/web/managed-resources?kind=Deployment").await;
+    let (_, only) = get(&format!(
+        "/api/v1/applications/{app}/managed-resources?kind=Deployment"
+    ))
+    .await;
     assert_eq!(only["items"].as_array().unwrap().len(), 1);
 
     // The diff: nothing now; against the branch, the ConfigMap's change.
-    let (status, now) = get("/api/v1/applications/web/diff").await;
+    let (status, now) = get(&format!("/api/v1/applications/{app}/diff")).await;
     assert_eq!(status, 200, "{now}");
     assert_eq!(now["sync"], "Synced");
     assert!(
@@ -133,7 +138,7 @@ async fn resource_views_over_http() {
             .iter()
             .all(|i| i["diff"] == "")
     );
-    let (status, next) = get("/api/v1/applications/web/diff?revision=next").await;
+    let (status, next) = get(&format!("/api/v1/applications/{app}/diff?revision=next")).await;
     assert_eq!(status, 200, "{next}");
     assert_eq!(next["sync"], "OutOfSync");
     let changed: Vec<&Value> = next["items"]
@@ -149,18 +154,24 @@ async fn resource_views_over_http() {
         "{diff}"
     );
     assert_eq!(changed[0]["kind"], "ConfigMap");
-    let (status, bad) = get("/api/v1/applications/web/diff?revision=no-such-branch").await;
+    let (status, bad) = get(&format!(
+        "/api/v1/applications/{app}/diff?revision=no-such-branch"
+    ))
+    .await;
     assert_eq!(status, 400, "{bad}");
     assert!(
         bad["message"].as_str().unwrap().contains("no-such-branch"),
         "{bad}"
     );
     // Asking changed nothing: the app is still at main.
-    let (_, a) = get("/api/v1/applications/web").await;
+    let (_, a) = get(&format!("/api/v1/applications/{app}")).await;
     assert_eq!(a["status"]["sync"]["status"], "Synced");
 
     // Manifests at a revision.
-    let (status, m) = get("/api/v1/applications/web/manifests?revision=next").await;
+    let (status, m) = get(&format!(
+        "/api/v1/applications/{app}/manifests?revision=next"
+    ))
+    .await;
     assert_eq!(status, 200, "{m}");
     let manifests = m["manifests"].as_array().unwrap();
     assert_eq!(manifests.len(), 3);
@@ -176,7 +187,9 @@ async fn resource_views_over_http() {
     until(
         "Deployment → ReplicaSet → Pod in the tree",
         async || {
-            tree = get("/api/v1/applications/web/resource-tree").await.1;
+            tree = get(&format!("/api/v1/applications/{app}/resource-tree"))
+                .await
+                .1;
             let nodes = tree["nodes"].as_array().cloned().unwrap_or_default();
             let of = |k: &str| nodes.iter().find(|n| n["kind"] == k).cloned();
             match (of("Deployment"), of("ReplicaSet"), of("Pod")) {
@@ -199,7 +212,7 @@ async fn resource_views_over_http() {
     // One live resource: an owned one is the app's, another object is not.
     let rs_name = rs["name"].as_str().unwrap();
     let (status, r) = get(&format!(
-        "/api/v1/applications/web/resource?namespace={}&resourceName={rs_name}&group=apps&kind=ReplicaSet&version=v1",
+        "/api/v1/applications/{app}/resource?namespace={}&resourceName={rs_name}&group=apps&kind=ReplicaSet&version=v1",
         ns.name
     ))
     .await;
@@ -207,7 +220,7 @@ async fn resource_views_over_http() {
     let manifest: Value = serde_json::from_str(r["manifest"].as_str().unwrap()).unwrap();
     assert_eq!(manifest["metadata"]["name"], rs_name);
     let (status, r) = get(&format!(
-        "/api/v1/applications/web/resource?namespace={}&resourceName=creds&kind=Secret&version=v1",
+        "/api/v1/applications/{app}/resource?namespace={}&resourceName=creds&kind=Secret&version=v1",
         ns.name
     ))
     .await;
@@ -221,18 +234,21 @@ async fn resource_views_over_http() {
     .unwrap();
     until("the stranger is cached", async || {
         get(&format!(
-            "/api/v1/applications/web/resource?namespace={}&resourceName=stranger&kind=ConfigMap",
+            "/api/v1/applications/{app}/resource?namespace={}&resourceName=stranger&kind=ConfigMap",
             ns.name
         ))
         .await
         .0 == 404
     })
     .await;
-    let (status, _) = get("/api/v1/applications/web/resource?kind=ConfigMap").await;
+    let (status, _) = get(&format!(
+        "/api/v1/applications/{app}/resource?kind=ConfigMap"
+    ))
+    .await;
     assert_eq!(status, 400, "resourceName required");
 
     // Events: the app's (the sync's start and end), and a resource's.
-    let (status, events) = get("/api/v1/applications/web/events").await;
+    let (status, events) = get(&format!("/api/v1/applications/{app}/events")).await;
     assert_eq!(status, 200, "{events}");
     let reasons: Vec<&str> = events["items"]
         .as_array()
@@ -242,14 +258,14 @@ async fn resource_views_over_http() {
         .collect();
     assert!(!reasons.is_empty(), "the sync's events: {events}");
     let (status, events) = get(&format!(
-        "/api/v1/applications/web/events?resourceNamespace={}&resourceName=web",
+        "/api/v1/applications/{app}/events?resourceNamespace={}&resourceName=web",
         ns.name
     ))
     .await;
     assert_eq!(status, 200, "{events}");
     until("the Deployment's scaling event", async || {
         get(&format!(
-            "/api/v1/applications/web/events?resourceNamespace={}&resourceName=web",
+            "/api/v1/applications/{app}/events?resourceNamespace={}&resourceName=web",
             ns.name
         ))
         .await
@@ -259,7 +275,7 @@ async fn resource_views_over_http() {
     })
     .await;
     let (status, _) = get(&format!(
-        "/api/v1/applications/web/events?resourceNamespace={}&resourceName=stranger",
+        "/api/v1/applications/{app}/events?resourceNamespace={}&resourceName=stranger",
         ns.name
     ))
     .await;
