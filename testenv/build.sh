@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the local control plane (berth-testenv) and the pinned helm and
-# kustomize into tools/bin. Needs only Go and the Go module proxy. The first
+# Builds the local control plane (berth-testenv), the pinned helm and
+# kustomize, and the tests' OpenID Connect provider (mockidp) into tools/bin.
+# Needs only Go and the Go module proxy. The first
 # build compiles Kubernetes (several minutes on 2 cores); later builds reuse
 # Go's build cache and take seconds, and tools already at their pinned
 # version are not rebuilt.
@@ -42,6 +43,7 @@ progress() {
 stamp() {
   case $1 in
     berth-testenv) cat "$root/testenv/go.mod" "$root/testenv/go.sum" "$root"/testenv/cmd/berth-testenv/*.go | sha256sum | cut -d' ' -f1 ;;
+    mockidp) cat "$root"/testenv/mockidp/go.mod "$root"/testenv/mockidp/go.sum "$root"/testenv/mockidp/*.go | sha256sum | cut -d' ' -f1 ;;
     helm) echo "$HELM_VERSION $(go env GOVERSION)" ;;
     kustomize) echo "$KUSTOMIZE_VERSION $(go env GOVERSION)" ;;
   esac
@@ -67,6 +69,14 @@ build_testenv() {
   say "berth-testenv built in $((SECONDS - start))s"
 }
 
+# The OpenID Connect provider the API server's tests log in with.
+build_mockidp() {
+  if up_to_date mockidp; then say "mockidp is up to date"; return; fi
+  say "building mockidp (OpenID Connect provider for tests)"
+  (cd "$root/testenv/mockidp" && go build -o "$bin/mockidp.new" . && mv "$bin/mockidp.new" "$bin/mockidp")
+  stamp mockidp > "$bin/.mockidp.stamp"
+}
+
 # build_module NAME PACKAGE VERSION ESTIMATE
 build_module() {
   local name=$1 pkg=$2 version=$3 estimate=$4 start=$SECONDS
@@ -81,6 +91,7 @@ build_module() {
 
 command -v go >/dev/null || { echo "Go is needed to build the local control plane (https://go.dev)" >&2; exit 1; }
 build_testenv
+build_mockidp
 build_module helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" "3 minutes"
 build_module kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" "1 minute"
 say "tools are in $bin"

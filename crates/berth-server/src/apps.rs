@@ -57,6 +57,9 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/clusters") => post(crate::clusters::create),
         ("DELETE", "/api/v1/clusters/{server}") => delete(crate::clusters::delete),
         ("GET", "/api/v1/session/userinfo") => get(userinfo),
+        ("GET", "/api/v1/settings") => get(crate::oidc::settings),
+        ("GET", "/auth/login") => get(crate::oidc::login),
+        ("GET", "/auth/callback") => get(crate::oidc::callback),
         ("GET", "/api/v1/applications") => get(list),
         ("GET", "/api/v1/applications/{name}") => get(get_app),
         ("POST", "/api/v1/applications") => post(create),
@@ -101,7 +104,9 @@ async fn login(State(state): State<AppState>, body: Json<Value>) -> axum::respon
 }
 
 async fn userinfo(Extension(caller): Extension<Caller>) -> Json<Value> {
-    Json(json!({"loggedIn": true, "username": caller.user, "iss": "argocd"}))
+    Json(
+        json!({"loggedIn": true, "username": caller.user, "iss": "argocd", "groups": caller.groups}),
+    )
 }
 
 /// `a=1&b=x%20y&b=z` as pairs, in order (repeated keys kept).

@@ -318,6 +318,24 @@ impl Auth {
             .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
     }
 
+    /// A session for a user who logged in through SSO, with the groups
+    /// (and other claims) RBAC matches.
+    pub fn issue_session(&self, user: &str, groups: Vec<String>) -> Result<String, ApiError> {
+        let iat = now();
+        let jti = random_bytes(16)
+            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+            .map_err(|e| ApiError::internal(format!("token id: {e}")))?;
+        self.sign(&Claims {
+            iss: "argocd".into(),
+            sub: user.to_string(),
+            iat,
+            nbf: iat,
+            exp: Some(iat + SESSION.as_secs()),
+            jti,
+            groups,
+        })
+    }
+
     /// Signs `claims` (for project role tokens, whose subject and id the
     /// caller chose).
     pub fn sign(&self, claims: &Claims) -> Result<String, ApiError> {

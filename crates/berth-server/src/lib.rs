@@ -31,6 +31,7 @@ pub mod audit;
 pub mod auth;
 pub mod clusters;
 pub mod error;
+pub mod oidc;
 pub mod openapi;
 pub mod projects;
 pub mod rbac;
@@ -100,6 +101,8 @@ pub struct Shared {
     pub changes: tokio::sync::broadcast::Sender<AppChange>,
     /// The in-process controller's views.
     pub views: Option<Arc<berth_controller::views::Views>>,
+    /// Single sign-on: logins under way, the provider's keys.
+    pub oidc: oidc::Oidc,
     /// The AppProjects by name, for project role tokens.
     pub projects: RwLock<Arc<BTreeMap<String, serde_json::Value>>>,
     /// A scratch cache for repository connection tests.
@@ -216,6 +219,7 @@ impl Server {
             policy: RwLock::new(Arc::new(rbac::Policy::from_data(&BTreeMap::new()))),
             views: config.views.clone(),
             projects: RwLock::new(Arc::new(BTreeMap::new())),
+            oidc: oidc::Oidc::default(),
         });
         let policy_task = tokio::spawn(watch_rbac(Arc::clone(&shared), client.clone()));
         let secret_task = tokio::spawn(watch_server_secret(Arc::clone(&shared), client.clone()));
@@ -313,6 +317,27 @@ pub const ROUTES: &[openapi::Route] = &[
         "POST",
         "/api/webhook",
         "Git push webhook (GitHub, GitLab, Gitea/Gogs, Bitbucket): refreshes the apps of that repository and branch",
+        false,
+        false,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/settings",
+        "What a client needs before logging in: the server's URL and its SSO provider",
+        false,
+        false,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/auth/login",
+        "Single sign-on: to the OIDC provider with PKCE (`return_url`: a path here, or a loopback address for the CLI)",
+        false,
+        false,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/auth/callback",
+        "Single sign-on: the provider's answer; sets the `argocd.token` cookie",
         false,
         false,
     ),

@@ -39,6 +39,9 @@ pub struct Policy {
     groups: BTreeMap<String, BTreeSet<String>>,
     /// `policy.default`, a role every authenticated user has.
     default_role: Option<String>,
+    /// `scopes`: the claims of an SSO login that are RBAC subjects
+    /// (Argo CD's default `[groups]`).
+    scopes: Vec<String>,
     /// Lines that could not be used, each naming its key, line and why.
     pub problems: Vec<String>,
 }
@@ -78,7 +81,39 @@ impl Policy {
             .get("policy.default")
             .map(|r| r.trim().to_string())
             .filter(|r| !r.is_empty());
+        policy.scopes = data
+            .get("scopes")
+            .map(|s| {
+                s.trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(|x| x.trim().trim_matches(['"', '\'']).to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_else(|| vec!["groups".to_string()]);
         policy
+    }
+
+    /// The values of the claims `scopes` names (strings, or lists of
+    /// strings), which a login through SSO acts as besides its subject.
+    pub fn subjects_from_claims(&self, claims: &serde_json::Value) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for scope in &self.scopes {
+            match claims.get(scope) {
+                Some(serde_json::Value::String(s)) => out.push(s.clone()),
+                Some(serde_json::Value::Array(a)) => out.extend(
+                    a.iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .map(String::from),
+                ),
+                _ => {}
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Adds the roles of AppProjects (`spec.roles`): each role's policies,

@@ -42,6 +42,13 @@ pub struct LoginArgs {
     /// Read the password from standard input.
     #[arg(long)]
     password_stdin: bool,
+    /// Log in through the server's single sign-on (OIDC): prints a URL to
+    /// open in a browser and waits for the login to come back.
+    #[arg(long, conflicts_with_all = ["password", "password_stdin"])]
+    sso: bool,
+    /// The local port the browser returns to (0: any free one).
+    #[arg(long, default_value_t = 8085, requires = "sso")]
+    sso_port: u16,
 }
 
 /// Arguments of `berth app`.
@@ -211,6 +218,15 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `berth login`.
 pub fn login(config: &Path, args: LoginArgs) -> Result<()> {
+    if args.sso {
+        let server = args.server.trim_end_matches('/').to_string();
+        let token = sso_login(&server, args.sso_port)?;
+        let mut c = ClientConfig::load(config)?;
+        c.login(&server, &token);
+        c.save(config)?;
+        println!("logged in to {server} through single sign-on");
+        return Ok(());
+    }
     let password = match (args.password, args.password_stdin) {
         (Some(p), _) => p,
         (None, true) => {
@@ -241,6 +257,63 @@ pub fn login(config: &Path, args: LoginArgs) -> Result<()> {
     c.save(config)?;
     println!("logged in to {server} as {}", args.username);
     Ok(())
+}
+
+/// Single sign-on from the command line: a listener on a loopback port
+/// receives the session the server sends back at the end of the browser's
+/// login (`/auth/login?return_url=http://127.0.0.1:PORT/...`).
+fn sso_login(server: &str, port: u16) -> Result<String> {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+        format!("listening on 127.0.0.1:{port} for the login to come back (try --sso-port)")
+    })?;
+    let port = listener.local_addr()?.port();
+    let return_url = format!("http://127.0.0.1:{port}/auth/callback");
+    let url = format!("{server}/auth/login?return_url={}", encode(&return_url));
+    eprintln!("open this address in a browser to log in:\n{url}");
+    if std::io::stderr().is_terminal() {
+        // Best effort: where there is no desktop the address above is there.
+        let _ = std::process::Command::new("xdg-open")
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+    listener.set_nonblocking(false)?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if Instant::now() > deadline {
+            bail!("no login came back within 5 minutes");
+        }
+        let (mut stream, _) = listener.accept().context("waiting for the login")?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut line = String::new();
+        std::io::BufReader::new(&stream).read_line(&mut line)?;
+        let target = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        let token = target
+            .split_once('?')
+            .map(|(_, q)| q)
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|p| p.strip_prefix("token="))
+            .map(str::to_string);
+        let (status, body) = match &token {
+            Some(_) => ("200 OK", "Logged in to Berth. You may close this window."),
+            None => ("400 Bad Request", "This is not a login coming back."),
+        };
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        if let Some(t) = token {
+            return Ok(t);
+        }
+    }
 }
 
 /// `berth logout`: forgets the current context's token.
@@ -864,6 +937,12 @@ pub struct AccountArgs {
 
 #[derive(Debug, Subcommand)]
 enum AccountCommand {
+    /// Who this session is: user name and groups.
+    GetUserInfo {
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
     /// Accounts, their capabilities and API tokens.
     List {
         /// Output format.
@@ -909,6 +988,23 @@ pub fn account(config: &Path, args: AccountArgs) -> Result<bool> {
         Ok(text(&who, "/username").to_string())
     };
     match args.command {
+        AccountCommand::GetUserInfo { output } => {
+            let who = rt.block_on(api.call(Method::GET, "/api/v1/session/userinfo", None))?;
+            match output {
+                Output::Json | Output::Yaml => print_value(&who, output)?,
+                _ => {
+                    let groups: Vec<&str> = who["groups"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    println!("Logged In: {}", who["loggedIn"]);
+                    println!("Username: {}", text(&who, "/username"));
+                    println!("Groups: {}", groups.join(","));
+                }
+            }
+        }
         AccountCommand::List { output } => {
             let list = rt.block_on(api.call(Method::GET, "/api/v1/account", None))?;
             let items = list["items"].as_array().cloned().unwrap_or_default();

@@ -591,6 +591,99 @@ fn demo_environments_sync_by_their_policies() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 
+    // Single sign-on from the CLI, against a real OIDC provider.
+    let tools = std::env::var("BERTH_TOOLS_DIR").expect("BERTH_TOOLS_DIR");
+    let mut idp = Killed(
+        Command::new(format!("{tools}/mockidp"))
+            .args([
+                "-client-id",
+                "berth",
+                "-client-secret",
+                "berth-secret",
+                "-sub",
+                "sso-user",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(idp.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let issuer = line.trim().strip_prefix("ISSUER=").unwrap().to_string();
+    let oidc =
+        format!("name: Test\nissuer: {issuer}\nclientID: berth\nclientSecret: berth-secret\n");
+    let exists = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "configmap", "argocd-cm", "-n", "argocd"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if exists {
+        let patch = serde_json::json!({"data": {"oidc.config": oidc}}).to_string();
+        kubectl(
+            &kubeconfig,
+            &[
+                "patch",
+                "configmap",
+                "argocd-cm",
+                "-n",
+                "argocd",
+                "--type",
+                "merge",
+                "-p",
+                &patch,
+            ],
+        );
+    } else {
+        kubectl(
+            &kubeconfig,
+            &[
+                "create",
+                "configmap",
+                "argocd-cm",
+                "-n",
+                "argocd",
+                &format!("--from-literal=oidc.config={oidc}"),
+            ],
+        );
+    }
+    let sso_config = dir.join("sso-config");
+    let mut login = Command::new(BERTH)
+        .arg("--config")
+        .arg(&sso_config)
+        .args(["login", &server_url, "--sso", "--sso-port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    let mut err = BufReader::new(login.stderr.take().unwrap());
+    while !address.starts_with("http") {
+        address.clear();
+        assert!(
+            err.read_line(&mut address).unwrap() > 0,
+            "no address printed"
+        );
+    }
+    // The browser's part: every redirect followed to the CLI's listener.
+    let page = reqwest::blocking::get(address.trim()).unwrap();
+    assert!(page.status().is_success(), "{}", page.status());
+    assert!(page.text().unwrap().contains("Logged in"));
+    assert!(login.wait().unwrap().success());
+    let who = Command::new(BERTH)
+        .arg("--config")
+        .arg(&sso_config)
+        .args(["account", "get-user-info"])
+        .output()
+        .unwrap();
+    let who = String::from_utf8_lossy(&who.stdout).to_string();
+    assert!(who.contains("Username: sso-user"), "{who}");
+    drop(idp);
+
     let status = stop(running.0.take().unwrap(), "TERM");
     assert!(status.success(), "{status:?}");
     assert!(
@@ -639,4 +732,14 @@ fn up_on_an_existing_cluster_starts_no_control_plane() {
     let status = stop(child, "TERM");
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A child process killed when dropped, even by a failing assertion.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
