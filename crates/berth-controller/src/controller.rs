@@ -42,6 +42,10 @@ use crate::settings::ControllerSettings;
 use crate::source::{self, Sources};
 use crate::sync::{self, Executor};
 
+/// How many of the latest resource results a running sync shows in its
+/// status.
+const PROGRESS_RESULTS: usize = 200;
+
 /// The refresh annotation (`normal` or `hard`).
 pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
 
@@ -1506,6 +1510,39 @@ async fn run_sync(
         },
         Ok(()) => {
             let types = shared.types();
+            // Progress goes to the status as it happens (at most four
+            // writes a second), as Argo CD fills `syncResult.resources`
+            // while a sync runs; the final write below replaces it.
+            let (progress_tx, mut progress_rx) =
+                tokio::sync::watch::channel(sync::Report::default());
+            let progress_writer = {
+                let shared = Arc::clone(shared);
+                let name = name.to_string();
+                tokio::spawn(async move {
+                    while progress_rx.changed().await.is_ok() {
+                        let r = progress_rx.borrow_and_update().clone();
+                        // Bounded: the latest results, not thousands.
+                        let recent: Vec<Value> = r
+                            .resources
+                            .iter()
+                            .skip(r.resources.len().saturating_sub(PROGRESS_RESULTS))
+                            .cloned()
+                            .collect();
+                        let patch = json!({"status": {"operationState": {
+                            "message": format!("{} wave {}: {} of {} steps done", r.phase, r.wave, r.done, r.total),
+                            "syncResult": {"resources": recent},
+                        }}});
+                        if let Err(e) = shared
+                            .apps
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                        {
+                            tracing::debug!(app = %name, error = %e, "writing sync progress");
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                })
+            };
             let executor = Executor {
                 types: &types,
                 applier: &shared.applier,
@@ -1524,10 +1561,11 @@ async fn run_sync(
                 started_at: started_secs,
                 wait_limit: sync::WAIT_LIMIT,
                 cancel: Some(&cancel),
+                progress: Some(&progress_tx),
             };
             let retry = Retry::of(raw);
             let mut attempt = 0u32;
-            loop {
+            let outcome = loop {
                 let last = !retry.again(attempt);
                 let outcome = executor.run(&plan, request.dry_run, last).await;
                 if outcome.phase == "Succeeded" || last || request.dry_run || executor.cancelled() {
@@ -1552,7 +1590,12 @@ async fn run_sync(
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 executor.remove_hooks(&outcome.hooks).await;
-            }
+            };
+            // The last progress is written before the result, never after.
+            drop(executor);
+            drop(progress_tx);
+            let _ = progress_writer.await;
+            outcome
         }
     };
     if let Ok(mut c) = shared.cancels.lock() {

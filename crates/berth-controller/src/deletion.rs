@@ -155,6 +155,7 @@ pub(crate) async fn finalize(shared: &Arc<Shared>, name: &str, raw: &Value) -> F
         started_at: 0,
         wait_limit: sync::WAIT_LIMIT,
         cancel: Some(&cancel),
+        progress: None,
     };
     tracing::info!(app = %name, ?propagation, "deleting the application's resources");
     let outcome = executor.run(&plan, false, true).await;

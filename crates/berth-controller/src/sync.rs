@@ -61,6 +61,24 @@ pub struct Executor<'a> {
     /// Set when the operation is to be terminated: no further step starts
     /// and waits end.
     pub cancel: Option<&'a AtomicBool>,
+    /// Where progress goes as steps finish, for the Application's status
+    /// while the operation runs.
+    pub progress: Option<&'a tokio::sync::watch::Sender<Report>>,
+}
+
+/// Progress of a running plan: where it is and the results so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// The phase of the step running or last done.
+    pub phase: String,
+    /// Its wave.
+    pub wave: i64,
+    /// Steps done, of `total`.
+    pub done: usize,
+    /// Steps in the plan's phases and waves.
+    pub total: usize,
+    /// `syncResult.resources` entries so far.
+    pub resources: Vec<Value>,
 }
 
 /// The reference the plan uses for a manifest.
@@ -134,14 +152,32 @@ impl Executor<'_> {
         // Collected first: an iterator of closures held across awaits
         // would make the future lose `Send`.
         let mut all: Vec<(Phase, &Step)> = Vec::new();
+        let mut waves: Vec<i64> = Vec::new();
         for step in &plan.prepare {
             all.push((Phase::PreSync, step));
+            waves.push(0);
         }
         for group in &plan.groups {
             for step in &group.steps {
                 all.push((group.phase, step));
+                waves.push(group.wave);
             }
         }
+        let report = |i: usize, progress: &Progress| {
+            if let Some(tx) = self.progress {
+                let at = i.min(all.len().saturating_sub(1));
+                tx.send_replace(Report {
+                    phase: all
+                        .get(at)
+                        .map(|(p, _)| format!("{p:?}"))
+                        .unwrap_or_default(),
+                    wave: waves.get(at).copied().unwrap_or(0),
+                    done: i,
+                    total: all.len(),
+                    resources: progress.resources.clone(),
+                });
+            }
+        };
         let mut failure = None;
         let mut i = 0;
         while i < all.len() {
@@ -184,6 +220,7 @@ impl Executor<'_> {
                         failure = Some(m);
                     }
                 }
+                report(i, &progress);
                 if failure.is_some() {
                     break;
                 }
@@ -195,6 +232,7 @@ impl Executor<'_> {
                 failure = Some(message);
                 break;
             }
+            report(i, &progress);
         }
         let none = Vec::new();
         // A terminated operation stops where it is: no failure hooks.

@@ -371,6 +371,20 @@ async fn waves_run_in_order_and_crash_looping_pods_stop_the_sync_degraded() {
     })
     .await;
     h.request_sync();
+    // The degraded wave takes seconds to fail: meanwhile the status shows
+    // where the sync is and what it has done.
+    until("progress while the sync runs", || {
+        let app = h.app();
+        let state = &app["status"]["operationState"];
+        state["phase"] == "Running"
+            && state["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Sync wave 1"))
+            && state["syncResult"]["resources"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["name"] == "zero"))
+    })
+    .await;
     until("the sync to fail on the degraded wave", || {
         h.app()["status"]["operationState"]["phase"] == "Failed"
     })

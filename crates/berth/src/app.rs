@@ -830,61 +830,148 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
     }
 }
 
-/// Follows the operation until it ends: its phase and message as they
-/// change, then each resource's result. Whether it succeeded.
+/// Follows the operation until it ends, from the server's event stream
+/// (polling if the stream cannot be had): its phase and progress as they
+/// change, each resource's result as it comes, then the results. Whether
+/// it succeeded.
 async fn wait_for_operation(api: &Api, path: &str, name: &str, timeout: Duration) -> Result<bool> {
-    let start = Instant::now();
-    let mut last = String::new();
-    let color = std::io::stdout().is_terminal();
-    loop {
-        let a = api.call(Method::GET, path, None).await?;
-        let state = &a["status"]["operationState"];
-        let phase = text(state, "/phase");
-        let line = format!("{phase}: {}", text(state, "/message"));
-        let pending = a.get("operation").is_some_and(|o| !o.is_null());
-        if !pending && !phase.is_empty() && line != last {
-            println!("{name}: {line}");
-            last = line.clone();
-        }
-        if !pending && matches!(phase, "Succeeded" | "Failed" | "Error") {
-            let mut rows = vec![
-                ["KIND", "NAMESPACE", "NAME", "PHASE", "RESULT", "MESSAGE"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
-            ];
-            for r in state["syncResult"]["resources"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                let status = text(r, "/status");
-                let shown = match (color, status) {
-                    (true, "Synced") => format!("\u{1b}[32m{status}\u{1b}[0m"),
-                    (true, "SyncFailed") => format!("\u{1b}[31m{status}\u{1b}[0m"),
-                    _ => status.to_string(),
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut view = OperationView::default();
+    match api
+        .stream(&format!(
+            "/api/v1/stream/applications?name={}",
+            encode(name)
+        ))
+        .await
+    {
+        Ok(mut response) => {
+            let mut buffer = String::new();
+            loop {
+                let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
+                    Err(_) => break,
+                    Ok(Ok(Some(c))) => c,
+                    // The stream ended: on by polling.
+                    Ok(_) => return poll_operation(api, path, name, deadline, view).await,
                 };
-                rows.push(vec![
-                    text(r, "/kind").to_string(),
-                    text(r, "/namespace").to_string(),
-                    text(r, "/name").to_string(),
-                    text(r, "/syncPhase").to_string(),
-                    shown,
-                    text(r, "/message").to_string(),
-                ]);
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let event: String = buffer.drain(..end + 2).collect();
+                    for data in event.lines().filter_map(|l| l.strip_prefix("data:")) {
+                        let Ok(v) = serde_json::from_str::<Value>(data.trim()) else {
+                            continue;
+                        };
+                        if let Some(done) = view.show(name, &v["result"]["application"]) {
+                            return Ok(done);
+                        }
+                    }
+                }
             }
-            if rows.len() > 1 {
-                print_table(&rows);
-            }
-            return Ok(phase == "Succeeded");
         }
-        if start.elapsed() > timeout {
-            bail!(
-                "{name}: the operation did not end within {} s (it goes on; `berth app get {name}` shows it)",
-                timeout.as_secs()
-            );
+        Err(_) => return poll_operation(api, path, name, deadline, view).await,
+    }
+    bail!(
+        "{name}: the operation did not end within {} s (it goes on; `berth app get {name}` shows it)",
+        timeout.as_secs()
+    )
+}
+
+async fn poll_operation(
+    api: &Api,
+    path: &str,
+    name: &str,
+    deadline: tokio::time::Instant,
+    mut view: OperationView,
+) -> Result<bool> {
+    while tokio::time::Instant::now() < deadline {
+        let a = api.call(Method::GET, path, None).await?;
+        if let Some(done) = view.show(name, &a) {
+            return Ok(done);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    bail!("{name}: the operation did not end in time (it goes on; `berth app get {name}` shows it)")
+}
+
+/// What of an operation has been printed.
+#[derive(Default)]
+struct OperationView {
+    last: String,
+    shown: std::collections::HashSet<String>,
+}
+
+impl OperationView {
+    /// Prints what is new in `a`'s operation; once it has ended, the
+    /// results and whether it succeeded.
+    fn show(&mut self, name: &str, a: &Value) -> Option<bool> {
+        let color = std::io::stdout().is_terminal();
+        let paint = |status: &str| match (color, status) {
+            (true, "Synced") => format!("\u{1b}[32m{status}\u{1b}[0m"),
+            (true, "SyncFailed") => format!("\u{1b}[31m{status}\u{1b}[0m"),
+            _ => status.to_string(),
+        };
+        let state = &a["status"]["operationState"];
+        let phase = text(state, "/phase");
+        // A request not yet taken up: what the status shows is the last
+        // operation's.
+        if a.get("operation").is_some_and(|o| !o.is_null()) || phase.is_empty() {
+            return None;
+        }
+        let line = format!("{phase}: {}", text(state, "/message"));
+        if line != self.last {
+            println!("{name}: {line}");
+            self.last = line;
+        }
+        let results = state["syncResult"]["resources"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if phase == "Running" {
+            for r in &results {
+                let key = format!(
+                    "{}/{}/{}/{}/{}",
+                    text(r, "/syncPhase"),
+                    text(r, "/kind"),
+                    text(r, "/namespace"),
+                    text(r, "/name"),
+                    text(r, "/status")
+                );
+                if self.shown.insert(key) {
+                    println!(
+                        "  {:<8} {} {}/{}  {}  {}",
+                        text(r, "/syncPhase"),
+                        text(r, "/kind"),
+                        text(r, "/namespace"),
+                        text(r, "/name"),
+                        paint(text(r, "/status")),
+                        text(r, "/message")
+                    );
+                }
+            }
+            return None;
+        }
+        if !matches!(phase, "Succeeded" | "Failed" | "Error") {
+            return None;
+        }
+        let mut rows = vec![
+            ["KIND", "NAMESPACE", "NAME", "PHASE", "RESULT", "MESSAGE"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        ];
+        for r in &results {
+            rows.push(vec![
+                text(r, "/kind").to_string(),
+                text(r, "/namespace").to_string(),
+                text(r, "/name").to_string(),
+                text(r, "/syncPhase").to_string(),
+                paint(text(r, "/status")),
+                text(r, "/message").to_string(),
+            ]);
+        }
+        if rows.len() > 1 {
+            print_table(&rows);
+        }
+        Some(phase == "Succeeded")
     }
 }
 

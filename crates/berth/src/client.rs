@@ -197,6 +197,26 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Opens a server-sent events stream (`path` under the server).
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Berth server at {}", self.base))?;
+        if !response.status().is_success() {
+            answer(response).await?;
+            bail!("the event stream was refused");
+        }
+        Ok(response)
+    }
+}
+
 /// The JSON of a response, or its error message.
 pub async fn answer(response: reqwest::Response) -> Result<Value> {
     let status = response.status();
