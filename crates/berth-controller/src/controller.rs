@@ -1519,7 +1519,13 @@ async fn run_sync(
                 let shared = Arc::clone(shared);
                 let name = name.to_string();
                 tokio::spawn(async move {
-                    while progress_rx.changed().await.is_ok() {
+                    // `dirty`: a newer report came during the pause.
+                    let mut dirty = false;
+                    loop {
+                        if !dirty && progress_rx.changed().await.is_err() {
+                            return;
+                        }
+                        dirty = false;
                         let r = progress_rx.borrow_and_update().clone();
                         // Bounded: the latest results, not thousands.
                         let recent: Vec<Value> = r
@@ -1539,7 +1545,18 @@ async fn run_sync(
                         {
                             tracing::debug!(app = %name, error = %e, "writing sync progress");
                         }
-                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        // A pause between writes; the end of the sync ends
+                        // it at once (the final result follows).
+                        let until = tokio::time::Instant::now() + Duration::from_millis(250);
+                        loop {
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(until) => break,
+                                changed = progress_rx.changed() => match changed {
+                                    Ok(()) => dirty = true,
+                                    Err(_) => return,
+                                },
+                            }
+                        }
                     }
                 })
             };

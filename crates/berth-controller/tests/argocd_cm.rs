@@ -229,6 +229,14 @@ async fn tracking_and_exclusions_from_argocd_cm() {
         .unwrap();
         app["status"].clone()
     };
+    // The sync that labelled the object may still be finishing.
+    for _ in 0..600 {
+        let s = app_status();
+        if s["sync"]["status"] == "Synced" && s["operationState"]["phase"] != "Running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let s = app_status();
     assert_eq!(s["sync"]["status"], "Synced", "{s:#}");
     let conditions = s["conditions"].as_array().cloned().unwrap_or_default();

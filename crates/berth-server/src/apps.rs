@@ -57,6 +57,7 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/clusters") => post(crate::clusters::create),
         ("DELETE", "/api/v1/clusters/{server}") => delete(crate::clusters::delete),
         ("GET", "/api/v1/session/userinfo") => get(userinfo),
+        ("DELETE", "/api/v1/session") => delete(logout),
         ("GET", "/api/v1/settings") => get(crate::oidc::settings),
         ("GET", "/auth/login") => get(crate::oidc::login),
         ("GET", "/auth/callback") => get(crate::oidc::callback),
@@ -97,10 +98,36 @@ async fn login(State(state): State<AppState>, body: Json<Value>) -> axum::respon
     match state.auth.login(&user, &password).await {
         Ok(token) => {
             tracing::info!(user = %user, "login");
-            (actor, Json(json!({"token": token}))).into_response()
+            // Browsers keep the session in Argo CD's HTTP-only cookie;
+            // other clients use the token in the body.
+            let cookie = format!(
+                "argocd.token={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+                crate::auth::SESSION.as_secs()
+            );
+            (
+                actor,
+                [(axum::http::header::SET_COOKIE, cookie)],
+                Json(json!({"token": token})),
+            )
+                .into_response()
         }
         Err(e) => (actor, e).into_response(),
     }
+}
+
+/// `DELETE /api/v1/session`: the browser's cookie is cleared. The token
+/// itself stays valid until it expires (24 h); API tokens are revoked
+/// instead.
+async fn logout() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::SET_COOKIE,
+            "argocd.token=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
+        )],
+        Json(json!({})),
+    )
+        .into_response()
 }
 
 async fn userinfo(Extension(caller): Extension<Caller>) -> Json<Value> {

@@ -342,6 +342,13 @@ pub const ROUTES: &[openapi::Route] = &[
         false,
     ),
     openapi::Route::new(
+        "DELETE",
+        "/api/v1/session",
+        "Log out: clears the browser's session cookie",
+        false,
+        true,
+    ),
+    openapi::Route::new(
         "GET",
         "/api/v1/session/userinfo",
         "Who the caller is",

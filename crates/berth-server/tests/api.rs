@@ -129,6 +129,11 @@ async fn the_api_over_http() {
     assert_eq!(login("admin", "wrong").await.unwrap().status(), 401);
     let r = login("admin", &password).await.unwrap();
     assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("argocd.token=") && cookie.contains("HttpOnly"),
+        "a browser session: {cookie}"
+    );
     let token = r.json::<Value>().await.unwrap()["token"]
         .as_str()
         .unwrap()
