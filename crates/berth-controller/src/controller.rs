@@ -42,6 +42,9 @@ use crate::settings::ControllerSettings;
 use crate::source::{self, Sources};
 use crate::sync::{self, Executor};
 
+/// How often an operation held by a sync window looks again.
+const WINDOW_RETRY: Duration = Duration::from_secs(10);
+
 /// How many of the latest resource results a running sync shows in its
 /// status.
 const PROGRESS_RESULTS: usize = 200;
@@ -931,6 +934,62 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                 shared.queue.push(&name);
             });
         }
+        // The project's sync windows, at the admission point: whatever
+        // asked for the sync.
+        let verdict = crate::windows::evaluate(
+            &raw,
+            &ready.project_name,
+            &ready.project,
+            jiff::Timestamp::now(),
+        );
+        if !verdict.windows.is_empty() {
+            if !status.get("berth").is_some_and(Value::is_object) {
+                status["berth"] = json!({});
+            }
+            status["berth"]["syncWindows"] = verdict.to_status();
+        }
+        let decision = match decision {
+            Decision::Sync(request) if request.automated && !verdict.automated => {
+                tracing::debug!(app = %name, reason = %verdict.reason, "automated sync held by a sync window");
+                Decision::Nothing
+            }
+            Decision::Sync(request) if !request.automated && !verdict.manual => {
+                // As Argo CD does: the operation waits, Running, until a
+                // window lets it through.
+                let now = rfc3339(SystemTime::now());
+                let started = raw
+                    .pointer("/status/operationState/startedAt")
+                    .filter(|_| {
+                        raw.pointer("/status/operationState/phase")
+                            .and_then(Value::as_str)
+                            == Some("Running")
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| json!(now));
+                status["operationState"] = json!({
+                    "operation": raw.get("operation"),
+                    "phase": "Running",
+                    "message": format!("Sync operation blocked: {}", verdict.reason),
+                    "startedAt": started,
+                });
+                let patch = json!({"status": status});
+                if let Err(e) = shared
+                    .apps
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    tracing::warn!(app = %name, error = %e, "writing status");
+                }
+                let shared = Arc::clone(shared);
+                let name = name.to_string();
+                tokio::spawn(async move {
+                    tokio::time::sleep(WINDOW_RETRY).await;
+                    shared.queue.push(&name);
+                });
+                return;
+            }
+            other => other,
+        };
         match decision {
             Decision::Nothing => {}
             Decision::Refuse(message) => {
@@ -1026,6 +1085,17 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                 new.insert(key.clone(), Value::Null);
             }
         }
+        // The same one level down, in Berth's own status block.
+        if let (Some(old_berth), Some(new_berth)) = (
+            old.get("berth").and_then(Value::as_object),
+            new.get_mut("berth").and_then(Value::as_object_mut),
+        ) {
+            for key in old_berth.keys() {
+                if !new_berth.contains_key(key) {
+                    new_berth.insert(key.clone(), Value::Null);
+                }
+            }
+        }
     }
     let mut patch = json!({"status": status});
     if refreshed {
@@ -1069,6 +1139,9 @@ pub(crate) struct Ready {
     pub(crate) revisions: Vec<String>,
     pub(crate) comparison: compare::Comparison,
     pub(crate) live: Vec<Arc<Value>>,
+    /// The AppProject's name and `spec`, for its sync windows.
+    pub(crate) project_name: String,
+    pub(crate) project: Value,
 }
 
 /// An app's `spec.source` and `spec.sources`, to tell whether they are the
@@ -1365,6 +1438,8 @@ pub(crate) async fn compare_app(
             objects: rendered.objects,
             comparison: c,
             live,
+            project_name,
+            project,
         }),
     }
 }

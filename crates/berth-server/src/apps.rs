@@ -649,6 +649,24 @@ async fn sync(
     }
     let app = fetch(&state, &name).await?;
     state.authorize(&caller, "applications", "sync", &rbac_object(&app))?;
+    // Refused at once when the project's sync windows block manual syncs
+    // (the controller's admission point would hold the operation).
+    let project = project_of(&app).to_string();
+    if let Ok(p) = crate::projects::fetch(&state, &project).await {
+        let spec = p.data.get("spec").cloned().unwrap_or(Value::Null);
+        let verdict = berth_controller::windows::evaluate(
+            &render(&app),
+            &project,
+            &spec,
+            jiff::Timestamp::now(),
+        );
+        if !verdict.manual {
+            return Err(ApiError::forbidden(format!(
+                "cannot sync application {name:?}: {}",
+                verdict.reason
+            )));
+        }
+    }
     let mut sync = json!({
         "prune": body.get("prune").and_then(Value::as_bool).unwrap_or(false),
         "dryRun": body.get("dryRun").and_then(Value::as_bool).unwrap_or(false),

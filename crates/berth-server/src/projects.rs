@@ -21,7 +21,7 @@ fn api(state: &AppState) -> kube::Api<DynamicObject> {
     )
 }
 
-async fn fetch(state: &AppState, name: &str) -> Result<DynamicObject, ApiError> {
+pub(crate) async fn fetch(state: &AppState, name: &str) -> Result<DynamicObject, ApiError> {
     api(state)
         .get(name)
         .await

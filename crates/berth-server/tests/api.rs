@@ -307,6 +307,42 @@ async fn the_api_over_http() {
     })
     .await;
 
+    // A sync window that blocks manual syncs: refused at once.
+    let windows = |w: Value| {
+        kubectl(
+            &ns,
+            &[
+                "patch",
+                "appproject",
+                "default",
+                "-n",
+                &control,
+                "--type",
+                "merge",
+                "-p",
+                &json!({"spec": {"syncWindows": w}}).to_string(),
+            ],
+            None,
+        )
+    };
+    windows(
+        json!([{"kind": "deny", "schedule": "* * * * *", "duration": "1h", "applications": ["beta"]}]),
+    );
+    let r = http
+        .post(format!("{base}/api/v1/applications/beta/sync"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("deny window"),
+        "{body}"
+    );
+    windows(Value::Null);
+
     // Terminate with nothing running.
     let r = http
         .delete(format!("{base}/api/v1/applications/beta/operation"))
