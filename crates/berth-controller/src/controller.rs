@@ -1553,6 +1553,7 @@ async fn run_sync(
                 .is_some_and(|o| request.resources.iter().any(|s| s.matches(o)))
         });
     }
+    let resources_for_check = resources.clone();
     let plan = berth_engine::plan::plan_sync(&berth_engine::plan::SyncInput {
         resources,
         sync_options: request.sync_options.clone(),
@@ -1576,118 +1577,171 @@ async fn run_sync(
     if let Ok(mut c) = shared.cancels.lock() {
         c.insert(name.to_string(), Arc::clone(&cancel));
     }
-    let outcome = match plan.validate() {
-        Err(e) => sync::Outcome {
+    // The project's resource lists, checked for everything the sync would
+    // write or delete before anything is: one refused object fails it all,
+    // as in Argo CD.
+    let types = shared.types();
+    let mut refused = Vec::new();
+    for r in &resources_for_check {
+        let Some(obj) = r
+            .desired
+            .as_ref()
+            .or(if request.prune { r.live.as_ref() } else { None })
+        else {
+            continue;
+        };
+        let (group, kind) = berth_api::kinds::group_kind(obj);
+        let obj_name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let namespaced = types.namespaced(group, kind).unwrap_or(true);
+        if !crate::project::resource_permitted(&ready.project, group, kind, obj_name, namespaced) {
+            let message = format!(
+                "resource {group}:{kind} {obj_name} is not permitted in project {}",
+                ready.project_name
+            );
+            refused.push(sync::result(
+                &sync::object_ref(obj),
+                berth_engine::plan::Phase::Sync,
+                "SyncFailed",
+                message,
+                false,
+            ));
+        }
+    }
+    let outcome = if !refused.is_empty() {
+        let messages: Vec<&str> = refused
+            .iter()
+            .filter_map(|r| r["message"].as_str())
+            .collect();
+        sync::Outcome {
             phase: "Failed",
-            message: format!("{e}; see `berth admin plan` for the full plan"),
-            resources: Vec::new(),
+            message: format!(
+                "one or more synchronization tasks are not valid: {}",
+                messages.join("; ")
+            ),
+            resources: refused.clone(),
             hooks: Vec::new(),
-        },
-        Ok(()) => {
-            let types = shared.types();
-            // Progress goes to the status as it happens (at most four
-            // writes a second), as Argo CD fills `syncResult.resources`
-            // while a sync runs; the final write below replaces it.
-            let (progress_tx, mut progress_rx) =
-                tokio::sync::watch::channel(sync::Report::default());
-            let progress_writer = {
-                let shared = Arc::clone(shared);
-                let name = name.to_string();
-                tokio::spawn(async move {
-                    // `dirty`: a newer report came during the pause.
-                    let mut dirty = false;
-                    loop {
-                        if !dirty && progress_rx.changed().await.is_err() {
-                            return;
-                        }
-                        dirty = false;
-                        let r = progress_rx.borrow_and_update().clone();
-                        // Bounded: the latest results, not thousands.
-                        let recent: Vec<Value> = r
-                            .resources
-                            .iter()
-                            .skip(r.resources.len().saturating_sub(PROGRESS_RESULTS))
-                            .cloned()
-                            .collect();
-                        let patch = json!({"status": {"operationState": {
-                            "message": format!("{} wave {}: {} of {} steps done", r.phase, r.wave, r.done, r.total),
-                            "syncResult": {"resources": recent},
-                        }}});
-                        if let Err(e) = shared
-                            .apps
-                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                            .await
-                        {
-                            tracing::debug!(app = %name, error = %e, "writing sync progress");
-                        }
-                        // A pause between writes; the end of the sync ends
-                        // it at once (the final result follows).
-                        let until = tokio::time::Instant::now() + Duration::from_millis(250);
+        }
+    } else {
+        match plan.validate() {
+            Err(e) => sync::Outcome {
+                phase: "Failed",
+                message: format!("{e}; see `berth admin plan` for the full plan"),
+                resources: Vec::new(),
+                hooks: Vec::new(),
+            },
+            Ok(()) => {
+                let types = shared.types();
+                // Progress goes to the status as it happens (at most four
+                // writes a second), as Argo CD fills `syncResult.resources`
+                // while a sync runs; the final write below replaces it.
+                let (progress_tx, mut progress_rx) =
+                    tokio::sync::watch::channel(sync::Report::default());
+                let progress_writer = {
+                    let shared = Arc::clone(shared);
+                    let name = name.to_string();
+                    tokio::spawn(async move {
+                        // `dirty`: a newer report came during the pause.
+                        let mut dirty = false;
                         loop {
-                            tokio::select! {
-                                _ = tokio::time::sleep_until(until) => break,
-                                changed = progress_rx.changed() => match changed {
-                                    Ok(()) => dirty = true,
-                                    Err(_) => return,
-                                },
+                            if !dirty && progress_rx.changed().await.is_err() {
+                                return;
+                            }
+                            dirty = false;
+                            let r = progress_rx.borrow_and_update().clone();
+                            // Bounded: the latest results, not thousands.
+                            let recent: Vec<Value> = r
+                                .resources
+                                .iter()
+                                .skip(r.resources.len().saturating_sub(PROGRESS_RESULTS))
+                                .cloned()
+                                .collect();
+                            let patch = json!({"status": {"operationState": {
+                                "message": format!("{} wave {}: {} of {} steps done", r.phase, r.wave, r.done, r.total),
+                                "syncResult": {"resources": recent},
+                            }}});
+                            if let Err(e) = shared
+                                .apps
+                                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                                .await
+                            {
+                                tracing::debug!(app = %name, error = %e, "writing sync progress");
+                            }
+                            // A pause between writes; the end of the sync ends
+                            // it at once (the final result follows).
+                            let until = tokio::time::Instant::now() + Duration::from_millis(250);
+                            loop {
+                                tokio::select! {
+                                    _ = tokio::time::sleep_until(until) => break,
+                                    changed = progress_rx.changed() => match changed {
+                                        Ok(()) => dirty = true,
+                                        Err(_) => return,
+                                    },
+                                }
                             }
                         }
+                    })
+                };
+                let executor = Executor {
+                    types: &types,
+                    applier: &shared.applier,
+                    checks: &settings.checks,
+                    desired: ready
+                        .objects
+                        .iter()
+                        .map(|o| (sync::object_ref(o), o.clone()))
+                        .collect(),
+                    live: ready
+                        .live
+                        .iter()
+                        .map(|o| (sync::object_ref(o), o.as_ref().clone()))
+                        .collect(),
+                    revision: ready.revision.clone(),
+                    started_at: started_secs,
+                    wait_limit: sync::WAIT_LIMIT,
+                    cancel: Some(&cancel),
+                    progress: Some(&progress_tx),
+                };
+                let retry = Retry::of(raw);
+                let mut attempt = 0u32;
+                let outcome = loop {
+                    let last = !retry.again(attempt);
+                    let outcome = executor.run(&plan, request.dry_run, last).await;
+                    if outcome.phase == "Succeeded"
+                        || last
+                        || request.dry_run
+                        || executor.cancelled()
+                    {
+                        retry_count = attempt;
+                        break outcome;
                     }
-                })
-            };
-            let executor = Executor {
-                types: &types,
-                applier: &shared.applier,
-                checks: &settings.checks,
-                desired: ready
-                    .objects
-                    .iter()
-                    .map(|o| (sync::object_ref(o), o.clone()))
-                    .collect(),
-                live: ready
-                    .live
-                    .iter()
-                    .map(|o| (sync::object_ref(o), o.as_ref().clone()))
-                    .collect(),
-                revision: ready.revision.clone(),
-                started_at: started_secs,
-                wait_limit: sync::WAIT_LIMIT,
-                cancel: Some(&cancel),
-                progress: Some(&progress_tx),
-            };
-            let retry = Retry::of(raw);
-            let mut attempt = 0u32;
-            let outcome = loop {
-                let last = !retry.again(attempt);
-                let outcome = executor.run(&plan, request.dry_run, last).await;
-                if outcome.phase == "Succeeded" || last || request.dry_run || executor.cancelled() {
-                    retry_count = attempt;
-                    break outcome;
-                }
-                let wait = retry.delay(attempt);
-                attempt += 1;
-                tracing::info!(app = %name, attempt, wait_ms = wait.as_millis() as u64, error = %outcome.message, "sync failed; retrying");
-                let retrying = json!({"status": {"operationState": {
-                    "operation": operation, "phase": "Running", "startedAt": started,
-                    "retryCount": attempt,
-                    "message": format!("retrying attempt #{attempt} in {}s: {}", wait.as_secs(), outcome.message),
-                }}});
-                let _ = shared
-                    .apps
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&retrying))
-                    .await;
-                // A termination asked for during the wait ends it.
-                let deadline = tokio::time::Instant::now() + wait;
-                while tokio::time::Instant::now() < deadline && !executor.cancelled() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                executor.remove_hooks(&outcome.hooks).await;
-            };
-            // The last progress is written before the result, never after.
-            drop(executor);
-            drop(progress_tx);
-            let _ = progress_writer.await;
-            outcome
+                    let wait = retry.delay(attempt);
+                    attempt += 1;
+                    tracing::info!(app = %name, attempt, wait_ms = wait.as_millis() as u64, error = %outcome.message, "sync failed; retrying");
+                    let retrying = json!({"status": {"operationState": {
+                        "operation": operation, "phase": "Running", "startedAt": started,
+                        "retryCount": attempt,
+                        "message": format!("retrying attempt #{attempt} in {}s: {}", wait.as_secs(), outcome.message),
+                    }}});
+                    let _ = shared
+                        .apps
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&retrying))
+                        .await;
+                    // A termination asked for during the wait ends it.
+                    let deadline = tokio::time::Instant::now() + wait;
+                    while tokio::time::Instant::now() < deadline && !executor.cancelled() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    executor.remove_hooks(&outcome.hooks).await;
+                };
+                // The last progress is written before the result, never after.
+                drop(executor);
+                drop(progress_tx);
+                let _ = progress_writer.await;
+                outcome
+            }
         }
     };
     if let Ok(mut c) = shared.cancels.lock() {

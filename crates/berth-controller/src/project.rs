@@ -146,6 +146,42 @@ pub fn check(app: &Value, project_name: &str, project: &Value) -> Result<(), Str
     Ok(())
 }
 
+/// Whether the project permits a resource of `group`/`kind` named `name`
+/// (Argo CD's rule): a cluster-scoped one must match
+/// `clusterResourceWhitelist` (empty: none) and not
+/// `clusterResourceBlacklist`; a namespaced one must match
+/// `namespaceResourceWhitelist` when it is given, and not
+/// `namespaceResourceBlacklist`. Entries are `{group, kind, name}` globs
+/// (`name` optional).
+pub fn resource_permitted(
+    project: &Value,
+    group: &str,
+    kind: &str,
+    name: &str,
+    namespaced: bool,
+) -> bool {
+    let entries = |key: &str| -> Vec<Value> {
+        project
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let hit = |list: &[Value]| {
+        list.iter().any(|e| {
+            glob(text(e, "group"), group)
+                && glob(text(e, "kind"), kind)
+                && (text(e, "name").is_empty() || glob(text(e, "name"), name))
+        })
+    };
+    if namespaced {
+        let allow = entries("namespaceResourceWhitelist");
+        (allow.is_empty() || hit(&allow)) && !hit(&entries("namespaceResourceBlacklist"))
+    } else {
+        hit(&entries("clusterResourceWhitelist")) && !hit(&entries("clusterResourceBlacklist"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +203,62 @@ mod tests {
         assert!(glob("*-prod", "shop-prod"));
         assert!(glob("a*b*c", "a-x-b-y-c"));
         assert!(!glob("a*b*c", "a-x-b-y"));
+    }
+
+    #[test]
+    fn resource_lists() {
+        let default = json!({"clusterResourceWhitelist": [{"group": "*", "kind": "*"}]});
+        assert!(resource_permitted(&default, "", "Namespace", "x", false));
+        assert!(resource_permitted(
+            &default,
+            "apps",
+            "Deployment",
+            "x",
+            true
+        ));
+        let bare = json!({});
+        assert!(
+            !resource_permitted(&bare, "", "Namespace", "x", false),
+            "no whitelist: no cluster-scoped"
+        );
+        assert!(resource_permitted(&bare, "", "ConfigMap", "x", true));
+        let strict = json!({
+            "clusterResourceWhitelist": [{"group": "rbac.authorization.k8s.io", "kind": "*"}],
+            "clusterResourceBlacklist": [{"group": "*", "kind": "ClusterRoleBinding", "name": "admin-*"}],
+            "namespaceResourceWhitelist": [{"group": "", "kind": "*"}, {"group": "apps", "kind": "Deployment"}],
+            "namespaceResourceBlacklist": [{"group": "", "kind": "Secret"}],
+        });
+        assert!(resource_permitted(
+            &strict,
+            "rbac.authorization.k8s.io",
+            "ClusterRole",
+            "x",
+            false
+        ));
+        assert!(!resource_permitted(
+            &strict,
+            "rbac.authorization.k8s.io",
+            "ClusterRoleBinding",
+            "admin-all",
+            false
+        ));
+        assert!(resource_permitted(
+            &strict,
+            "rbac.authorization.k8s.io",
+            "ClusterRoleBinding",
+            "reader",
+            false
+        ));
+        assert!(!resource_permitted(&strict, "", "Namespace", "x", false));
+        assert!(resource_permitted(&strict, "", "ConfigMap", "x", true));
+        assert!(
+            !resource_permitted(&strict, "", "Secret", "x", true),
+            "blacklisted"
+        );
+        assert!(
+            !resource_permitted(&strict, "batch", "Job", "x", true),
+            "not whitelisted"
+        );
     }
 
     fn app(repo: &str, server: &str, name: &str, ns: &str) -> Value {

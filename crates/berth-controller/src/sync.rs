@@ -103,7 +103,8 @@ pub fn object_ref(obj: &Value) -> ObjectRef {
     }
 }
 
-fn result(o: &ObjectRef, phase: Phase, status: &str, message: String, hook: bool) -> Value {
+/// A `syncResult.resources` entry.
+pub fn result(o: &ObjectRef, phase: Phase, status: &str, message: String, hook: bool) -> Value {
     let version = o.api_version.rsplit('/').next().unwrap_or_default();
     let mut r = json!({
         "group": o.group, "version": version, "kind": o.kind,
