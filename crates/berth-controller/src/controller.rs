@@ -110,6 +110,8 @@ pub struct Config {
     /// What the API server reads of this controller; each start attaches
     /// its state.
     pub views: Arc<crate::views::Views>,
+    /// Counters for `/metrics`, kept across restarts.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Config {
@@ -122,6 +124,7 @@ impl Config {
             workers: 4,
             kube_version: "1.34.0".into(),
             views: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -188,7 +191,7 @@ pub(crate) struct Shared {
     records: Api<DynamicObject>,
     recorder: Recorder,
     /// The last Application seen, by name.
-    latest: Mutex<HashMap<String, Value>>,
+    pub(crate) latest: Mutex<HashMap<String, Value>>,
     queue: Queue,
     /// Apps being reconciled, and those asked for meanwhile.
     running: Mutex<(HashSet<String>, HashSet<String>)>,
@@ -441,7 +444,24 @@ impl Controller {
                     };
                     let shared = Arc::clone(&shared);
                     tokio::spawn(async move {
+                        let started = std::time::Instant::now();
                         reconcile(&shared, &app).await;
+                        let server = shared
+                            .latest
+                            .lock()
+                            .ok()
+                            .and_then(|l| {
+                                l.get(&app)
+                                    .and_then(|a| a.pointer("/spec/destination/server"))
+                                    .and_then(Value::as_str)
+                                    .map(String::from)
+                            })
+                            .unwrap_or_default();
+                        shared.config.metrics.reconciled(
+                            &shared.config.namespace,
+                            &server,
+                            started.elapsed(),
+                        );
                         drop(permit);
                         let again = shared.running.lock().map(|mut r| {
                             r.0.remove(&app);
@@ -1762,6 +1782,7 @@ async fn run_sync(
     }
     let finished = rfc3339(SystemTime::now());
     tracing::info!(app = %name, phase = outcome.phase, message = %outcome.message, "sync finished");
+    shared.config.metrics.sync_finished(raw, outcome.phase);
     if outcome.phase == "Succeeded" {
         shared
             .event(

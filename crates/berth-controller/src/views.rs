@@ -183,6 +183,24 @@ impl Views {
         ))
     }
 
+    /// The Prometheus exposition of the controller (see
+    /// [`crate::metrics`]).
+    pub fn metrics(&self) -> Result<String, ViewError> {
+        let shared = self.state()?;
+        let mut apps: Vec<Value> = shared
+            .latest
+            .lock()
+            .map(|l| l.values().cloned().collect())
+            .unwrap_or_default();
+        apps.sort_by(|a, b| text(a, "/metadata/name").cmp(text(b, "/metadata/name")));
+        Ok(shared.config.metrics.render(&apps, shared.live.len()))
+    }
+
+    /// Whether a controller is attached and its caches are filled.
+    pub fn ready(&self) -> bool {
+        self.state().is_ok()
+    }
+
     fn track(&self, shared: &Arc<Shared>, app: &Value) -> Result<String, ViewError> {
         let name = text(app, "/metadata/name");
         let parsed = Application::from_value(&format!("Application {name}"), app.clone())

@@ -21,6 +21,9 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
     match (method.as_str(), path) {
         ("GET", "/api/version") => get(version),
         ("GET", "/api/openapi.json") => get(openapi),
+        ("GET", "/metrics") => get(metrics),
+        ("GET", "/healthz") => get(|| async { "ok" }),
+        ("GET", "/readyz") => get(readyz),
         ("POST", "/api/v1/session") => post(login),
         ("POST", "/api/webhook") => post(crate::webhook::receive),
         ("GET", "/api/v1/stream/applications") => get(crate::stream::applications),
@@ -70,6 +73,37 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/applications/{name}/rollback") => post(rollback),
         ("DELETE", "/api/v1/applications/{name}/operation") => delete(terminate),
         _ => get(|| async { ApiError::internal("route without a handler") }),
+    }
+}
+
+/// `GET /metrics`: the controller's metrics in Prometheus' text format.
+async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(views) = state.views.as_deref() else {
+        return ApiError::unavailable("no controller runs in this process: no metrics here")
+            .into_response();
+    };
+    match views.metrics() {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError::unavailable(e.to_string()).into_response(),
+    }
+}
+
+/// `GET /readyz`: 200 once the controller (when there is one) runs.
+async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.views.as_deref() {
+        Some(v) if !v.ready() => {
+            ApiError::unavailable("the controller is starting").into_response()
+        }
+        _ => "ok".into_response(),
     }
 }
 

@@ -307,6 +307,21 @@ pub const ROUTES: &[openapi::Route] = &[
     openapi::Route::new("GET", "/api/version", "Server version", false, false),
     openapi::Route::new("GET", "/api/openapi.json", "This document", true, false),
     openapi::Route::new(
+        "GET",
+        "/metrics",
+        "Prometheus metrics of the controller in this process (Argo CD's names)",
+        false,
+        false,
+    ),
+    openapi::Route::new("GET", "/healthz", "The process is up", false, false),
+    openapi::Route::new(
+        "GET",
+        "/readyz",
+        "Ready: the application cache is filled and the controller (if any) running",
+        false,
+        false,
+    ),
+    openapi::Route::new(
         "POST",
         "/api/v1/session",
         "Log in: returns a token",

@@ -283,6 +283,39 @@ async fn resource_views_over_http() {
     let (status, _) = get("/api/v1/applications/nope/resource-tree").await;
     assert_eq!(status, 404);
 
+    // Metrics, with Argo CD's names, and the health endpoints.
+    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    for needle in [
+        format!("name=\"{app}\""),
+        "sync_status=\"Synced\"".to_string(),
+        "argocd_app_sync_total{".to_string(),
+        "phase=\"Succeeded\",project=\"default\"} 1".to_string(),
+        "argocd_app_reconcile_bucket{".to_string(),
+        "argocd_cluster_api_resource_objects{".to_string(),
+        "argocd_git_request_total{".to_string(),
+        "request_type=\"ls-remote\"".to_string(),
+        "process_resident_memory_bytes ".to_string(),
+    ] {
+        assert!(text.contains(&needle), "{needle} in:\n{text}");
+    }
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     drop(server);
     let _ = stop.send(());
     let _ = running.await;

@@ -13,6 +13,7 @@
 //! This crate renders nothing and never touches the cluster.
 
 pub mod creds;
+pub mod metrics;
 pub mod poll;
 pub mod repo;
 pub mod revision;

@@ -230,6 +230,13 @@ impl RepoCache {
 
     /// Lists the remote's refs without fetching anything (`git ls-remote`).
     pub fn ls_remote(&self, url: &str, creds: Option<&Credentials>) -> Result<Vec<RemoteRef>> {
+        let started = std::time::Instant::now();
+        let result = self.ls_remote_timed(url, creds);
+        crate::metrics::record(url, "ls-remote", started.elapsed(), result.is_ok());
+        result
+    }
+
+    fn ls_remote_timed(&self, url: &str, creds: Option<&Credentials>) -> Result<Vec<RemoteRef>> {
         let url = RepoUrl::parse(url)?;
         let lock = self.lock_for(&url.cache_key());
         self.ensure_ready(&url, &lock)?;
@@ -268,6 +275,18 @@ impl RepoCache {
     /// repository) to `decide`, and fetches only if it says so. Resolving a
     /// revision this way costs one round of requests, not two.
     fn fetch_if(
+        &self,
+        url: &RepoUrl,
+        creds: Option<&Credentials>,
+        decide: impl FnOnce(&gix::Repository, &[RemoteRef]) -> bool,
+    ) -> Result<(Option<FetchOutcome>, Vec<RemoteRef>)> {
+        let started = std::time::Instant::now();
+        let result = self.fetch_if_timed(url, creds, decide);
+        crate::metrics::record(&url.to_string(), "fetch", started.elapsed(), result.is_ok());
+        result
+    }
+
+    fn fetch_if_timed(
         &self,
         url: &RepoUrl,
         creds: Option<&Credentials>,
