@@ -10,6 +10,82 @@ use serde_json::Value;
 use crate::describe;
 use crate::discovery::ResourceTypes;
 
+/// Managers whose fields Berth takes over: Argo CD's controller (its
+/// client-side apply records `Update`, its server-side apply `Apply`) and
+/// kubectl's client-side apply.
+pub const TAKE_OVER_MANAGERS: [&str; 3] = [
+    "argocd-controller",
+    "kubectl-client-side-apply",
+    "kubectl-last-applied",
+];
+
+/// `live`'s `managedFields` with the entries of [`TAKE_OVER_MANAGERS`]
+/// (not of a subresource) merged into `manager`'s `Apply` entry; `None`
+/// when there are none.
+pub fn upgraded_fields(live: &Value, manager: &str) -> Option<Vec<Value>> {
+    let entries = live.pointer("/metadata/managedFields")?.as_array()?;
+    let taken = |e: &Value| {
+        e.get("manager")
+            .and_then(Value::as_str)
+            .is_some_and(|m| TAKE_OVER_MANAGERS.contains(&m))
+            && e.get("subresource")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+    };
+    if !entries.iter().any(taken) {
+        return None;
+    }
+    fn merge(into: &mut Value, from: &Value) {
+        match (into.as_object_mut(), from.as_object()) {
+            (Some(a), Some(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(k) {
+                        Some(existing) => merge(existing, v),
+                        None => {
+                            a.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            _ => *into = from.clone(),
+        }
+    }
+    let mine = |e: &Value| {
+        e.get("manager").and_then(Value::as_str) == Some(manager)
+            && e.get("operation").and_then(Value::as_str) == Some("Apply")
+            && e.get("subresource")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+    };
+    let mut fields = entries
+        .iter()
+        .find(|e| mine(e))
+        .and_then(|e| e.get("fieldsV1").cloned())
+        .unwrap_or_else(|| serde_json::json!({}));
+    for e in entries.iter().filter(|e| taken(e)) {
+        if let Some(f) = e.get("fieldsV1") {
+            merge(&mut fields, f);
+        }
+    }
+    let api_version = live.get("apiVersion").cloned().unwrap_or(Value::Null);
+    let time = entries
+        .iter()
+        .filter(|e| taken(e) || mine(e))
+        .filter_map(|e| e.get("time").cloned())
+        .next_back()
+        .unwrap_or(Value::Null);
+    let mut out: Vec<Value> = entries
+        .iter()
+        .filter(|e| !taken(e) && !mine(e))
+        .cloned()
+        .collect();
+    out.push(serde_json::json!({
+        "manager": manager, "operation": "Apply", "apiVersion": api_version,
+        "time": time, "fieldsType": "FieldsV1", "fieldsV1": fields,
+    }));
+    Some(out)
+}
+
 /// Berth's field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "berth";
 
@@ -119,6 +195,9 @@ pub struct ApplyOptions {
 pub struct Applier {
     client: Client,
     manager: String,
+    /// Objects (by uid) whose field ownership was already checked for
+    /// take-over: one read per object and process.
+    checked: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Applier {
@@ -147,6 +226,7 @@ impl Applier {
         Applier {
             client,
             manager: manager.to_string(),
+            checked: std::sync::Arc::default(),
         }
     }
 
@@ -277,6 +357,61 @@ impl Applier {
         }
     }
 
+    /// Takes over the fields that earlier appliers own in the live object
+    /// `obj` (Argo CD's client-side and server-side managers, kubectl's
+    /// client-side apply), as `kubectl apply --server-side` upgrades a
+    /// client-side-applied object: their `managedFields` entries are merged
+    /// into this applier's `Apply` entry, so a field later removed from
+    /// Git is removed from the cluster by the next apply. Each object is
+    /// checked once per process; returns whether anything changed.
+    pub async fn take_over(&self, types: &ResourceTypes, obj: &Value) -> Result<bool, ApplyError> {
+        // An object not known yet (not tracked: applied by someone else)
+        // is checked by identity.
+        let key = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .unwrap_or_else(|| describe(obj));
+        let uid = key.as_str();
+        if !self
+            .checked
+            .lock()
+            .map(|mut c| c.insert(key.clone()))
+            .unwrap_or(false)
+        {
+            return Ok(false);
+        }
+        let Some(live) = self.get(types, obj).await? else {
+            return Ok(false);
+        };
+        let Some(fields) = upgraded_fields(&live, &self.manager) else {
+            return Ok(false);
+        };
+        let (api, name) = self.api(types, obj)?;
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": live.pointer("/metadata/resourceVersion")},
+            {"op": "replace", "path": "/metadata/managedFields", "value": fields},
+        ]))
+        .map_err(|e| ApplyError::Malformed {
+            object: describe(obj),
+            message: e.to_string(),
+        })?;
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Changed meanwhile: checked again at the next sync.
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => {
+                if let Ok(mut c) = self.checked.lock() {
+                    c.remove(uid);
+                }
+                Ok(false)
+            }
+            Err(e) => Err(classify(describe(obj), e)),
+        }
+    }
+
     /// Deletes the live object `obj`, only if it is still the same object
     /// (its `uid`): a prune never removes an object that was deleted and
     /// created again by someone else in between. An object already gone is
@@ -312,5 +447,46 @@ impl Applier {
             }),
             Err(e) => Err(classify(describe(obj), e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn earlier_appliers_fields_become_berths() {
+        let live = json!({"apiVersion": "v1", "metadata": {"managedFields": [
+            {"manager": "kubectl-client-side-apply", "operation": "Update", "apiVersion": "v1",
+             "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:data": {".": {}, "f:a": {}, "f:b": {}}}},
+            {"manager": "berth", "operation": "Apply", "apiVersion": "v1",
+             "time": "2026-01-02T00:00:00Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:data": {"f:a": {}}, "f:metadata": {"f:annotations": {"f:x": {}}}}},
+            {"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:c": {}}}},
+            {"manager": "argocd-controller", "operation": "Update", "apiVersion": "v1",
+             "subresource": "status", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}},
+        ]}});
+        let out = upgraded_fields(&live, "berth").unwrap();
+        let managers: Vec<&str> = out.iter().map(|e| e["manager"].as_str().unwrap()).collect();
+        assert_eq!(
+            managers,
+            ["kubectl-edit", "argocd-controller", "berth"],
+            "a user's edit and a subresource stay"
+        );
+        let mine = &out[2];
+        assert_eq!(mine["operation"], "Apply");
+        assert_eq!(
+            mine["fieldsV1"],
+            json!({"f:data": {"f:a": {}, ".": {}, "f:b": {}}, "f:metadata": {"f:annotations": {"f:x": {}}}})
+        );
+        let plain =
+            json!({"metadata": {"managedFields": [{"manager": "berth", "operation": "Apply"}]}});
+        assert!(
+            upgraded_fields(&plain, "berth").is_none(),
+            "nothing to take over"
+        );
     }
 }

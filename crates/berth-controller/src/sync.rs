@@ -284,6 +284,18 @@ impl Executor<'_> {
             a.options.strategy,
             ApplyStrategy::Create | ApplyStrategy::Replace | ApplyStrategy::Update
         );
+        // Fields an earlier applier (Argo CD, kubectl's client-side apply)
+        // owns become Berth's first, so a field later removed from Git is
+        // removed from the cluster.
+        if !dry_run
+            && !replace
+            && let Err(e) = self
+                .applier
+                .take_over(self.types, self.live.get(&a.object).unwrap_or(obj))
+                .await
+        {
+            tracing::warn!(object = %a.object, error = %e, "taking over field ownership");
+        }
         let mut done = self.apply_with(self.types, obj, replace, dry_run).await;
         // A type the sync itself installs (a CRD in an earlier wave) is
         // served once its definition is established: discover again, for
