@@ -112,6 +112,9 @@ pub struct Config {
     pub views: Arc<crate::views::Views>,
     /// Counters for `/metrics`, kept across restarts.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Take part in leader election (several replicas); `None`: this is
+    /// the only controller and reconciles at once.
+    pub leader_election: Option<crate::lease::LeaderElection>,
 }
 
 impl Config {
@@ -125,6 +128,7 @@ impl Config {
             kube_version: "1.34.0".into(),
             views: Arc::default(),
             metrics: Arc::default(),
+            leader_election: None,
         }
     }
 }
@@ -509,25 +513,62 @@ impl Controller {
     ) -> Result<(), ControllerError> {
         let (client, config) = (self.client.clone(), self.shared.config.clone());
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut controller = self;
+        let mut controller = Some(self);
         loop {
+            // With leader election, only the Lease's holder reconciles;
+            // the others wait with their caches started.
+            let mut leadership = None;
+            if let Some(le) = &config.leader_election {
+                tokio::select! {
+                    held = crate::lease::acquire(&client, &config.namespace, le) => leadership = Some(held),
+                    _ = &mut shutdown => return Ok(()),
+                }
+            }
+            let started = match controller.take() {
+                Some(c) => c,
+                None => Controller::start(client.clone(), config.clone()).await?,
+            };
+            let cancels = Arc::clone(&started.shared);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let mut run = std::pin::pin!(controller.run(async {
+            let mut run = std::pin::pin!(started.run(async {
                 let _ = stopped.await;
             }));
+            let lost = async {
+                match leadership.as_mut() {
+                    Some(l) => l.lost().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 why = &mut run => {
                     if why == Stopped::Shutdown {
+                        if let Some(l) = leadership {
+                            l.release().await;
+                        }
                         return Ok(());
                     }
                 }
                 _ = &mut shutdown => {
                     let _ = stop.send(());
                     run.await;
+                    if let Some(l) = leadership {
+                        l.release().await;
+                    }
                     return Ok(());
                 }
+                _ = lost => {
+                    // Another replica may start within the lease's
+                    // remaining time: running operations stop now.
+                    if let Ok(c) = cancels.cancels.lock() {
+                        for flag in c.values() {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    let _ = stop.send(());
+                    run.await;
+                    tracing::warn!("leadership lost; waiting to lead again");
+                }
             }
-            controller = Controller::start(client.clone(), config.clone()).await?;
         }
     }
 }

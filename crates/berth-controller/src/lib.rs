@@ -6,6 +6,7 @@
 pub mod compare;
 pub mod controller;
 pub mod deletion;
+pub mod lease;
 pub mod metrics;
 pub mod policy;
 pub mod project;

@@ -25,6 +25,10 @@ pub struct ControllerArgs {
     /// Where Git mirrors and rendered charts are cached.
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Run as one of several replicas: only the holder of the Lease
+    /// `berth-controller` in the control namespace reconciles.
+    #[arg(long)]
+    leader_elect: bool,
 }
 
 /// A client for the kubeconfig and context given, or the usual defaults.
@@ -94,7 +98,11 @@ pub fn run(args: ControllerArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| cache_root().join("controller"));
         tracing::info!(namespace = %args.namespace, "controller starting");
-        Controller::start(client, Config::new(&args.namespace, cache))
+        let mut config = Config::new(&args.namespace, cache);
+        if args.leader_elect {
+            config.leader_election = Some(berth_controller::lease::LeaderElection::new());
+        }
+        Controller::start(client, config)
             .await
             .context("starting the controller")?
             .serve(shutdown_signal())
