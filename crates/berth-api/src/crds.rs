@@ -7,19 +7,19 @@
 pub const CONTROL_NAMESPACE: &str = "argocd";
 
 /// The Application CRD (YAML).
-pub const APPLICATION_CRD: &str = include_str!("../crds/application.yaml");
+pub const APPLICATION_CRD: &str = include_str!("../../../deploy/crds/application.yaml");
 
 /// The AppProject CRD (YAML).
-pub const APPPROJECT_CRD: &str = include_str!("../crds/appproject.yaml");
+pub const APPPROJECT_CRD: &str = include_str!("../../../deploy/crds/appproject.yaml");
 
 /// Berth's extension API group.
 pub const BERTH_GROUP: &str = "berth.io";
 
 /// Berth's per-sync record CRD (YAML).
-pub const SYNCRECORD_CRD: &str = include_str!("../crds/syncrecord.yaml");
+pub const SYNCRECORD_CRD: &str = include_str!("../../../deploy/crds/syncrecord.yaml");
 
 /// Berth's audit log CRD (YAML).
-pub const AUDITENTRY_CRD: &str = include_str!("../crds/auditentry.yaml");
+pub const AUDITENTRY_CRD: &str = include_str!("../../../deploy/crds/auditentry.yaml");
 
 /// The `default` AppProject, as Argo CD creates it: any source, any
 /// destination, every cluster-scoped kind.

@@ -29,6 +29,11 @@ pub struct ControllerArgs {
     /// `berth-controller` in the control namespace reconciles.
     #[arg(long)]
     leader_elect: bool,
+    /// Also serve the API (and `/metrics`, `/healthz`, `/readyz`) on this
+    /// address, in the same process: its diffs and resource trees read the
+    /// controller's caches.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
 }
 
 /// A client for the kubeconfig and context given, or the usual defaults.
@@ -102,9 +107,29 @@ pub fn run(args: ControllerArgs) -> Result<()> {
         if args.leader_elect {
             config.leader_election = Some(berth_controller::lease::LeaderElection::new());
         }
-        Controller::start(client, config)
+        let views = std::sync::Arc::clone(&config.views);
+        let controller = Controller::start(client.clone(), config)
             .await
-            .context("starting the controller")?
+            .context("starting the controller")?;
+        // Kept until the controller stops: dropping it stops the server.
+        let _server = match args.listen {
+            Some(listen) => {
+                let server = berth_server::Server::start(
+                    client,
+                    berth_server::ServerConfig {
+                        namespace: args.namespace.clone(),
+                        listen,
+                        views: Some(views),
+                    },
+                )
+                .await
+                .context("starting the API server")?;
+                tracing::info!(url = %server.url(), "API server listening");
+                Some(server)
+            }
+            None => None,
+        };
+        controller
             .serve(shutdown_signal())
             .await
             .context("running the controller")?;
