@@ -42,6 +42,33 @@ use crate::settings::ControllerSettings;
 use crate::source::{self, Sources};
 use crate::sync::{self, Executor};
 
+/// How often an app held back by a running Argo CD looks again.
+const ARGOCD_RECHECK: Duration = Duration::from_secs(10);
+
+/// Argo CD's application controller in the control namespace with
+/// replicas asked for (a StatefulSet, or a Deployment in some installs),
+/// as `kind/name`, from the live cache.
+fn argocd_running(shared: &Shared) -> Option<String> {
+    for kind in ["StatefulSet", "Deployment"] {
+        let key = berth_cluster::live::ObjectKey {
+            group: "apps".into(),
+            kind: kind.into(),
+            namespace: shared.config.namespace.clone(),
+            name: "argocd-application-controller".into(),
+        };
+        if let Some(obj) = shared.live.get(&key)
+            && obj
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+                > 0
+        {
+            return Some(format!("{kind}/argocd-application-controller"));
+        }
+    }
+    None
+}
+
 /// How often an operation held by a sync window looks again.
 const WINDOW_RETRY: Duration = Duration::from_secs(10);
 
@@ -207,6 +234,8 @@ pub(crate) struct Shared {
     recent: Mutex<HashMap<String, (String, bool, Value)>>,
     /// Self-heal back-off per app: (revision, attempts, last attempt).
     heal: Mutex<HashMap<String, (String, u32, tokio::time::Instant)>>,
+    /// When the warning about a running Argo CD was last logged.
+    argocd_warned: Mutex<Option<std::time::Instant>>,
 }
 
 impl Shared {
@@ -398,6 +427,7 @@ impl Controller {
                 heal: Mutex::new(HashMap::new()),
                 recent: Mutex::new(HashMap::new()),
                 handled: Mutex::new(HashSet::new()),
+                argocd_warned: Mutex::new(None),
             }),
         };
         controller.shared.config.views.attach(&controller.shared);
@@ -930,6 +960,40 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     let Some(raw) = shared.latest.lock().ok().and_then(|l| l.get(name).cloned()) else {
         return;
     };
+    // Argo CD's application controller running beside Berth would fight
+    // it over every app: nothing is done (not even a status write) until
+    // it is scaled to zero, or `berth.takeOver` says Berth leads.
+    if let Some(argo) = argocd_running(shared) {
+        if !shared.settings().take_over {
+            let warn = shared
+                .argocd_warned
+                .lock()
+                .map(|mut w| {
+                    let due = w.is_none_or(|at: std::time::Instant| {
+                        at.elapsed() > Duration::from_secs(60)
+                    });
+                    if due {
+                        *w = Some(std::time::Instant::now());
+                    }
+                    due
+                })
+                .unwrap_or(false);
+            if warn {
+                tracing::warn!(
+                    %argo,
+                    namespace = %shared.config.namespace,
+                    "Argo CD's application controller is running: Berth reconciles nothing until it is scaled to zero (or argocd-cm sets berth.takeOver: \"true\")"
+                );
+            }
+            let shared = Arc::clone(shared);
+            let name = name.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(ARGOCD_RECHECK).await;
+                shared.queue.push(&name);
+            });
+            return;
+        }
+    }
     // Being deleted: no comparison or sync, only the cascade if asked for.
     if raw
         .pointer("/metadata/deletionTimestamp")

@@ -78,6 +78,9 @@ pub struct ControllerSettings {
     pub reconciliation: Option<Duration>,
     /// `resource.exclusions` and `resource.inclusions`.
     pub resources: ResourceFilter,
+    /// `berth.takeOver: "true"` (extension): reconcile even while Argo
+    /// CD's application controller runs in the control namespace.
+    pub take_over: bool,
     /// Values that could not be used, each naming the key and what to do.
     pub warnings: Vec<String>,
 }
@@ -142,7 +145,18 @@ impl ControllerSettings {
         };
         let mut checks = HealthChecks::new();
         engine.apply_health(&mut checks);
+        let take_over = match data.get("berth.takeOver").map(|v| v.trim()) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                warnings.push(format!(
+                    "argocd-cm berth.takeOver {other:?}: use true or false; using false"
+                ));
+                false
+            }
+        };
         ControllerSettings {
+            take_over,
             render,
             checks,
             customizations: Customizations::new(&engine),
