@@ -963,37 +963,37 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     // Argo CD's application controller running beside Berth would fight
     // it over every app: nothing is done (not even a status write) until
     // it is scaled to zero, or `berth.takeOver` says Berth leads.
-    if let Some(argo) = argocd_running(shared) {
-        if !shared.settings().take_over {
-            let warn = shared
-                .argocd_warned
-                .lock()
-                .map(|mut w| {
-                    let due = w.is_none_or(|at: std::time::Instant| {
-                        at.elapsed() > Duration::from_secs(60)
-                    });
-                    if due {
-                        *w = Some(std::time::Instant::now());
-                    }
-                    due
-                })
-                .unwrap_or(false);
-            if warn {
-                tracing::warn!(
-                    %argo,
-                    namespace = %shared.config.namespace,
-                    "Argo CD's application controller is running: Berth reconciles nothing until it is scaled to zero (or argocd-cm sets berth.takeOver: \"true\")"
-                );
-            }
-            let shared = Arc::clone(shared);
-            let name = name.to_string();
-            tokio::spawn(async move {
-                tokio::time::sleep(ARGOCD_RECHECK).await;
-                shared.queue.push(&name);
-            });
-            return;
+    if let Some(argo) = argocd_running(shared)
+        && !shared.settings().take_over
+    {
+        let warn = shared
+            .argocd_warned
+            .lock()
+            .map(|mut w| {
+                let due =
+                    w.is_none_or(|at: std::time::Instant| at.elapsed() > Duration::from_secs(60));
+                if due {
+                    *w = Some(std::time::Instant::now());
+                }
+                due
+            })
+            .unwrap_or(false);
+        if warn {
+            tracing::warn!(
+                %argo,
+                namespace = %shared.config.namespace,
+                "Argo CD's application controller is running: Berth reconciles nothing until it is scaled to zero (or argocd-cm sets berth.takeOver: \"true\")"
+            );
         }
+        let shared = Arc::clone(shared);
+        let name = name.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(ARGOCD_RECHECK).await;
+            shared.queue.push(&name);
+        });
+        return;
     }
+
     // Being deleted: no comparison or sync, only the cascade if asked for.
     if raw
         .pointer("/metadata/deletionTimestamp")
