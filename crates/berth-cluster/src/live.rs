@@ -302,6 +302,23 @@ impl LiveCache {
             .collect()
     }
 
+    /// The cached objects of namespace `namespace` that no application
+    /// tracks, sorted by key (a scan of the cache: for the projects that
+    /// ask for orphaned resources).
+    pub fn untracked_in(&self, namespace: &str) -> Vec<Arc<Value>> {
+        let Ok(state) = self.state.read() else {
+            return Vec::new();
+        };
+        let mut found: Vec<(&ObjectKey, &Arc<Value>)> = state
+            .objects
+            .iter()
+            .filter(|(k, (_, app))| app.is_none() && k.namespace == namespace)
+            .map(|(k, (o, _))| (k, o))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(b.0));
+        found.into_iter().map(|(_, o)| Arc::clone(o)).collect()
+    }
+
     /// How many objects are cached.
     pub fn len(&self) -> usize {
         self.state.read().map(|s| s.objects.len()).unwrap_or(0)

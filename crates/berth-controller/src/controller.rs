@@ -217,7 +217,7 @@ pub(crate) struct Shared {
     /// Termination flags of the syncs running now, by app.
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
     pub(crate) apps: Api<DynamicObject>,
-    projects: Api<DynamicObject>,
+    pub(crate) projects: Api<DynamicObject>,
     /// Berth's SyncRecords in the control namespace.
     records: Api<DynamicObject>,
     recorder: Recorder,
@@ -1487,6 +1487,25 @@ pub(crate) async fn compare_app(
                 "lastTransitionTime": now,
             }));
             shared_with.insert(key, other);
+        }
+    }
+    // Orphaned resources, when the project asks (Argo CD's
+    // `orphanedResources`): untracked objects in the destination namespace.
+    let destination_ns = app.spec.destination.namespace.clone().unwrap_or_default();
+    if !destination_ns.is_empty() {
+        let candidates = shared.live.untracked_in(&destination_ns);
+        if let Some(orphans) = crate::project::orphans(&project, &candidates)
+            && !orphans.is_empty()
+            && project
+                .pointer("/orphanedResources/warn")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        {
+            conditions.push(json!({
+                "type": "OrphanedResourceWarning",
+                "message": format!("Application has {} orphaned resources", orphans.len()),
+                "lastTransitionTime": now,
+            }));
         }
     }
     let compare_started = std::time::Instant::now();

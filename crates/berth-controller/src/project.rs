@@ -146,6 +146,49 @@ pub fn check(app: &Value, project_name: &str, project: &Value) -> Result<(), Str
     Ok(())
 }
 
+/// The objects of `candidates` (untracked live objects in the app's
+/// destination namespace) that are orphaned by the project's
+/// `orphanedResources` rules, Argo CD's way: not owned by another object,
+/// not in its `ignore` list (`{group, kind, name}` globs), and not the
+/// namespace's own `default` ServiceAccount or `kube-root-ca.crt`
+/// ConfigMap. `None` when the project does not monitor orphans.
+pub fn orphans<'a>(
+    project: &Value,
+    candidates: &'a [std::sync::Arc<Value>],
+) -> Option<Vec<&'a Value>> {
+    let rules = project.get("orphanedResources").filter(|o| o.is_object())?;
+    let ignore: Vec<Value> = rules
+        .get("ignore")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    Some(
+        candidates
+            .iter()
+            .map(|o| o.as_ref())
+            .filter(|o| {
+                let (group, kind) = berth_api::kinds::group_kind(o);
+                let name = o
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let owned = o
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|r| !r.is_empty());
+                let builtin = (group.is_empty() && kind == "ServiceAccount" && name == "default")
+                    || (group.is_empty() && kind == "ConfigMap" && name == "kube-root-ca.crt");
+                let ignored = ignore.iter().any(|e| {
+                    glob(e.get("group").and_then(Value::as_str).unwrap_or("*"), group)
+                        && glob(e.get("kind").and_then(Value::as_str).unwrap_or("*"), kind)
+                        && glob(e.get("name").and_then(Value::as_str).unwrap_or("*"), name)
+                });
+                !owned && !builtin && !ignored
+            })
+            .collect(),
+    )
+}
+
 /// Whether the project permits a resource of `group`/`kind` named `name`
 /// (Argo CD's rule): a cluster-scoped one must match
 /// `clusterResourceWhitelist` (empty: none) and not

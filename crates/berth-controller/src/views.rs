@@ -129,8 +129,10 @@ impl Views {
     }
 
     /// Argo CD's `ApplicationTree`: the app's live objects and, through
-    /// `ownerReferences`, everything they own, each with its health.
-    pub fn tree(&self, app: &Value) -> Result<Value, ViewError> {
+    /// `ownerReferences`, everything they own, each with its health; when
+    /// its project monitors orphaned resources, those of the destination
+    /// namespace as `orphanedNodes`.
+    pub async fn tree(&self, app: &Value) -> Result<Value, ViewError> {
         let shared = self.state()?;
         let settings = shared.settings();
         let track = self.track(&shared, app)?;
@@ -148,7 +150,28 @@ impl Views {
                 queue.extend(shared.live.children(uid));
             }
         }
-        Ok(json!({"nodes": nodes, "orphanedNodes": [], "hosts": []}))
+        let mut orphaned = Vec::new();
+        let project = match text(app, "/spec/project") {
+            "" => "default",
+            p => p,
+        };
+        let namespace = text(app, "/spec/destination/namespace");
+        if !namespace.is_empty()
+            && let Ok(Some(p)) = shared.projects.get_opt(project).await
+        {
+            let spec = serde_json::to_value(&p)
+                .ok()
+                .and_then(|v| v.get("spec").cloned())
+                .unwrap_or(Value::Null);
+            let candidates = shared.live.untracked_in(namespace);
+            if let Some(found) = crate::project::orphans(&spec, &candidates) {
+                orphaned = found
+                    .into_iter()
+                    .map(|o| node(o, settings.checks.check(o)))
+                    .collect();
+            }
+        }
+        Ok(json!({"nodes": nodes, "orphanedNodes": orphaned, "hosts": []}))
     }
 
     /// One live object of the app's tree, Secret values masked.

@@ -177,6 +177,7 @@ pub async fn tree(
     let app = readable(&state, &caller, &name).await?;
     let tree = views(&state)?
         .tree(&as_value(&app))
+        .await
         .map_err(|e| view_error(&name, e))?;
     Ok(Json(tree))
 }
@@ -252,6 +253,7 @@ pub async fn events(
             if let Some(views) = state.views.as_deref() {
                 let tree = views
                     .tree(&as_value(&app))
+                    .await
                     .map_err(|e| view_error(&name, e))?;
                 let part = tree["nodes"].as_array().is_some_and(|nodes| {
                     nodes.iter().any(|n| {

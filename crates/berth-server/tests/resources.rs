@@ -283,6 +283,48 @@ async fn resource_views_over_http() {
     let (status, _) = get("/api/v1/applications/nope/resource-tree").await;
     assert_eq!(status, 404);
 
+    // Orphaned resources, when the project asks for them.
+    berth_testenv::kubectl_ok(
+        &ns.kubeconfig,
+        &[
+            "patch",
+            "appproject",
+            "default",
+            "-n",
+            &control,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"orphanedResources":{"warn":true,"ignore":[{"kind":"Secret"}]}}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    let (_, _) = get(&format!("/api/v1/applications/{app}?refresh=normal")).await;
+    until("the orphan reported", async || {
+        get(&format!("/api/v1/applications/{app}")).await.1["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["type"] == "OrphanedResourceWarning"
+                        && c["message"] == "Application has 1 orphaned resources"
+                })
+            })
+    })
+    .await;
+    let (_, tree) = get(&format!("/api/v1/applications/{app}/resource-tree")).await;
+    let orphans: Vec<&str> = tree["orphanedNodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        orphans,
+        ["stranger"],
+        "owned, built-in and ignored ones left out"
+    );
+
     // Metrics, with Argo CD's names, and the health endpoints.
     let r = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
