@@ -8,6 +8,7 @@ pub mod apply;
 pub mod bootstrap;
 pub mod discovery;
 pub mod live;
+pub mod remote;
 
 /// `Kind namespace/name` (or `Kind name` when cluster-scoped), as errors
 /// and logs name an object.

@@ -56,7 +56,7 @@ fn argocd_running(shared: &Shared) -> Option<String> {
             namespace: shared.config.namespace.clone(),
             name: "argocd-application-controller".into(),
         };
-        if let Some(obj) = shared.live.get(&key)
+        if let Some(obj) = shared.local.live.get(&key)
             && obj
                 .pointer("/spec/replicas")
                 .and_then(Value::as_i64)
@@ -194,20 +194,17 @@ impl Queue {
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    /// The cluster's types, discovered again when CRDs or API services
-    /// change.
-    types: RwLock<Arc<ResourceTypes>>,
-    pub(crate) live: LiveCache,
+    /// The controller's own cluster.
+    pub(crate) local: Arc<Cluster>,
+    /// The clusters of Argo CD's cluster Secrets, by server URL.
+    pub(crate) remotes: RwLock<HashMap<String, Remote>>,
     repos: Arc<RepoCache>,
     /// One `ls-remote` per repository per interval, shared by its apps.
     poller: RefPoller,
     /// Render results by their inputs.
     renders: RenderCache,
-    /// Dry-run results by desired object and live version.
-    dry_runs: compare::DryRuns,
     /// Repository credentials from the `repository`/`repo-creds` Secrets.
     credentials: RwLock<Arc<CredentialStore>>,
-    pub(crate) applier: Applier,
     /// `argocd-cm`, compiled; replaced as a whole when it changes.
     settings: RwLock<Arc<ControllerSettings>>,
     /// The `data` the settings were compiled from.
@@ -236,15 +233,88 @@ pub(crate) struct Shared {
     heal: Mutex<HashMap<String, (String, u32, tokio::time::Instant)>>,
     /// When the warning about a running Argo CD was last logged.
     argocd_warned: Mutex<Option<std::time::Instant>>,
+    /// Each cluster Secret's latest version seen, by server: a connection
+    /// made for an older one is dropped.
+    cluster_generations: Mutex<HashMap<String, u64>>,
+    /// Set when this run ends, for the tasks it started on the side.
+    stopping: AtomicBool,
 }
 
-impl Shared {
-    /// The cluster's types as last discovered.
+/// A cluster Berth deploys to: its types, live objects and applier.
+pub(crate) struct Cluster {
+    /// Its API server's URL, as destinations name it.
+    pub(crate) server: String,
+    /// Its name (`in-cluster` for the controller's own).
+    pub(crate) name: String,
+    /// Its types, discovered again when CRDs or API services change (the
+    /// controller's own cluster) or at each connection (others).
+    pub(crate) types: RwLock<Arc<ResourceTypes>>,
+    pub(crate) live: LiveCache,
+    pub(crate) applier: Applier,
+    /// Dry-run results by desired object and live version.
+    pub(crate) dry_runs: compare::DryRuns,
+}
+
+impl Cluster {
+    /// Its types as last discovered.
     pub(crate) fn types(&self) -> Arc<ResourceTypes> {
         self.types
             .read()
             .map(|t| Arc::clone(&t))
             .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+}
+
+/// A cluster of a cluster Secret, as far as the controller got with it.
+#[derive(Clone)]
+pub(crate) enum Remote {
+    /// Its Secret was read; the connection is being made.
+    Connecting { name: String },
+    /// Connected: its caches are filling or full.
+    Ready(Arc<Cluster>),
+    /// It could not be reached (tried again every 30 s).
+    Failed { name: String, error: String },
+}
+
+impl Shared {
+    /// The cluster an Application deploys to, by `spec.destination`'s
+    /// `server` or `name`; an error names what is wrong for a condition,
+    /// `Ok(None)` while its connection is being made.
+    pub(crate) fn cluster_for(&self, app: &Value) -> Result<Option<Arc<Cluster>>, String> {
+        let text = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        let (server, name) = (
+            text("/spec/destination/server"),
+            text("/spec/destination/name"),
+        );
+        if server == IN_CLUSTER || (server.is_empty() && (name == "in-cluster" || name.is_empty()))
+        {
+            return Ok(Some(Arc::clone(&self.local)));
+        }
+        let remotes = self
+            .remotes
+            .read()
+            .map_err(|_| "the cluster list is unavailable".to_string())?;
+        let found = remotes.iter().find(|(s, r)| {
+            if !server.is_empty() {
+                return s.as_str() == server.trim_end_matches('/');
+            }
+            match r {
+                Remote::Connecting { name: n } | Remote::Failed { name: n, .. } => n == name,
+                Remote::Ready(c) => c.name == name,
+            }
+        });
+        match found {
+            Some((_, Remote::Ready(c))) => Ok(Some(Arc::clone(c))),
+            Some((_, Remote::Connecting { .. })) => Ok(None),
+            Some((s, Remote::Failed { error, .. })) => Err(format!(
+                "spec.destination: cluster {s} cannot be reached: {error}"
+            )),
+            None => Err(format!(
+                "spec.destination: cluster {} is not known: add it (`berth cluster add`, or an Argo CD cluster Secret in namespace {:?})",
+                if server.is_empty() { name } else { server },
+                self.config.namespace
+            )),
+        }
     }
 
     /// The settings in force now.
@@ -398,14 +468,19 @@ impl Controller {
         let controller = Controller {
             client: client.clone(),
             shared: Arc::new(Shared {
-                applier: Applier::new(client.clone(), FIELD_MANAGER),
                 config,
-                types: RwLock::new(Arc::new(types)),
-                live,
+                local: Arc::new(Cluster {
+                    server: IN_CLUSTER.into(),
+                    name: "in-cluster".into(),
+                    types: RwLock::new(Arc::new(types)),
+                    live,
+                    applier: Applier::new(client.clone(), FIELD_MANAGER),
+                    dry_runs: compare::DryRuns::default(),
+                }),
+                remotes: RwLock::new(HashMap::new()),
                 repos,
                 poller,
                 renders: RenderCache::new(4096),
-                dry_runs: compare::DryRuns::default(),
                 credentials: RwLock::new(Arc::new(credentials)),
                 settings: RwLock::new(Arc::new(settings)),
                 settings_data: Mutex::new(data),
@@ -428,6 +503,8 @@ impl Controller {
                 recent: Mutex::new(HashMap::new()),
                 handled: Mutex::new(HashSet::new()),
                 argocd_warned: Mutex::new(None),
+                cluster_generations: Mutex::new(HashMap::new()),
+                stopping: AtomicBool::new(false),
             }),
         };
         controller.shared.config.views.attach(&controller.shared);
@@ -439,10 +516,10 @@ impl Controller {
     /// progress finish first).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Stopped {
         let shared = self.shared;
-        let _ = shared.live.wait_ready(Duration::from_secs(60)).await;
+        let _ = shared.local.live.wait_ready(Duration::from_secs(60)).await;
         // Types it may not list or watch (RBAC) are reported, not fatal:
         // their objects are unknown to comparisons.
-        for ((group, kind), why) in shared.live.errors() {
+        for ((group, kind), why) in shared.local.live.errors() {
             tracing::warn!(group = %group, kind = %kind, error = %why, "resource type not watched");
         }
         let mut tasks = vec![
@@ -452,6 +529,7 @@ impl Controller {
             tokio::spawn(watch_argocd_cm(Arc::clone(&shared), self.client.clone())),
             tokio::spawn(watch_repo_secrets(Arc::clone(&shared), self.client.clone())),
             tokio::spawn(watch_api_types(Arc::clone(&shared), self.client.clone())),
+            tokio::spawn(watch_clusters(Arc::clone(&shared), self.client.clone())),
         ];
         let limit = Arc::new(Semaphore::new(shared.config.workers.max(1)));
         let workers = {
@@ -513,6 +591,7 @@ impl Controller {
             _ = shutdown => Stopped::Shutdown,
             _ = shared.restart.notified() => Stopped::SettingsChanged,
         };
+        shared.stopping.store(true, Ordering::Relaxed);
         for t in tasks {
             t.abort();
         }
@@ -706,12 +785,12 @@ async fn watch_api_types(shared: Arc<Shared>, client: Client) {
         match ResourceTypes::discover(&client).await {
             Ok(types) => {
                 let settings = shared.settings();
-                let added = shared.live.watch_more(&types, |t| {
+                let added = shared.local.live.watch_more(&types, |t| {
                     !settings
                         .resources
                         .excluded(&t.resource.group, &t.resource.kind, IN_CLUSTER)
                 });
-                if let Ok(mut current) = shared.types.write() {
+                if let Ok(mut current) = shared.local.types.write() {
                     *current = Arc::new(types);
                 }
                 if !added.is_empty() {
@@ -721,6 +800,192 @@ async fn watch_api_types(shared: Arc<Shared>, client: Client) {
             Err(e) => tracing::warn!(error = %e, "discovering resource types again"),
         }
     }
+}
+
+/// A cluster Secret's server, name and `config`; `None` (logged) for one
+/// that cannot be used, and for the controller's own cluster.
+fn cluster_secret(secret: &Secret) -> Option<(String, String, Value)> {
+    let data = secret.data.clone().unwrap_or_default();
+    let text = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
+            .unwrap_or_default()
+    };
+    let secret_name = secret.metadata.name.clone().unwrap_or_default();
+    let server = text("server").trim_end_matches('/').to_string();
+    if server.is_empty() {
+        tracing::warn!(secret = %secret_name, "cluster Secret without server: ignored");
+        return None;
+    }
+    if server == IN_CLUSTER {
+        return None;
+    }
+    let config = match text("config") {
+        c if c.is_empty() => json!({}),
+        c => match serde_json::from_str(&c) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(secret = %secret_name, error = %e, "cluster Secret config is not JSON: ignored");
+                return None;
+            }
+        },
+    };
+    let name = match text("name") {
+        n if n.is_empty() => server.clone(),
+        n => n,
+    };
+    Some((server, name, config))
+}
+
+/// Follows Argo CD's cluster Secrets: each cluster is connected (its types
+/// discovered, a live cache started) and every app compared again; a
+/// cluster that cannot be reached is tried again every 30 s, and only the
+/// apps that deploy to it report it.
+async fn watch_clusters(shared: Arc<Shared>, client: Client) {
+    let secrets: Api<Secret> = Api::namespaced(client, &shared.config.namespace);
+    let config = watcher::Config::default().labels(&format!("{SECRET_TYPE_LABEL}=cluster"));
+    let mut stream = watcher::watcher(secrets, config).boxed();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(WatchEvent::Apply(s) | WatchEvent::InitApply(s)) => {
+                if let Some((server, name, config)) = cluster_secret(&s) {
+                    connect_cluster(&shared, server, name, config);
+                }
+            }
+            Ok(WatchEvent::Delete(s)) => {
+                if let Some((server, ..)) = cluster_secret(&s) {
+                    if let Ok(mut g) = shared.cluster_generations.lock() {
+                        *g.entry(server.clone()).or_default() += 1;
+                    }
+                    if let Ok(mut r) = shared.remotes.write() {
+                        r.remove(&server);
+                    }
+                    tracing::info!(%server, "cluster removed");
+                    for app in shared.all_apps() {
+                        shared.queue.push(&app);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "watching cluster Secrets");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Connects to a cluster of a cluster Secret in the background.
+fn connect_cluster(shared: &Arc<Shared>, server: String, name: String, config: Value) {
+    let generation = shared
+        .cluster_generations
+        .lock()
+        .map(|mut g| {
+            let n = g.entry(server.clone()).or_default();
+            *n += 1;
+            *n
+        })
+        .unwrap_or(0);
+    // Whether this connection is still wanted.
+    fn current(shared: &Shared, server: &str, generation: u64) -> bool {
+        !shared.stopping.load(Ordering::Relaxed)
+            && shared
+                .cluster_generations
+                .lock()
+                .map(|g| g.get(server).copied() == Some(generation))
+                .unwrap_or(false)
+    }
+    if let Ok(mut r) = shared.remotes.write() {
+        r.insert(server.clone(), Remote::Connecting { name: name.clone() });
+    }
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        loop {
+            let result = connect_once(&shared, &server, &name, &config).await;
+            if !current(&shared, &server, generation) {
+                return;
+            }
+            let ok = result.is_ok();
+            let remote = match result {
+                Ok(cluster) => {
+                    tracing::info!(%server, %name, "cluster connected");
+                    let mut changes = cluster.live.subscribe();
+                    let follower = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        loop {
+                            match changes.recv().await {
+                                Ok(change) => {
+                                    if let Some(app) = change.app {
+                                        follower.queue.push(&app);
+                                    }
+                                }
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                    for app in follower.all_apps() {
+                                        follower.queue.push(&app);
+                                    }
+                                }
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                    Remote::Ready(cluster)
+                }
+                Err(error) => {
+                    tracing::warn!(%server, %name, %error, "cluster cannot be reached; trying again in 30 s");
+                    Remote::Failed {
+                        name: name.clone(),
+                        error,
+                    }
+                }
+            };
+            if let Ok(mut r) = shared.remotes.write() {
+                r.insert(server.clone(), remote);
+            }
+            for app in shared.all_apps() {
+                shared.queue.push(&app);
+            }
+            if ok {
+                return;
+            }
+            tokio::time::sleep(CLUSTER_RETRY).await;
+            if !current(&shared, &server, generation) {
+                return;
+            }
+        }
+    });
+}
+
+/// How often a cluster that could not be reached is tried again.
+const CLUSTER_RETRY: Duration = Duration::from_secs(30);
+
+async fn connect_once(
+    shared: &Shared,
+    server: &str,
+    name: &str,
+    config: &Value,
+) -> Result<Arc<Cluster>, String> {
+    let client = berth_cluster::remote::client_for(server, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let types = tokio::time::timeout(Duration::from_secs(15), ResourceTypes::discover(&client))
+        .await
+        .map_err(|_| "no answer within 15 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    let settings = shared.settings();
+    let filter = settings.resources.clone();
+    let server_owned = server.to_string();
+    let live = LiveCache::start(&client, &types, settings.tracking(), move |t| {
+        !filter.excluded(&t.resource.group, &t.resource.kind, &server_owned)
+    });
+    let _ = live.wait_ready(Duration::from_secs(30)).await;
+    Ok(Arc::new(Cluster {
+        server: server.to_string(),
+        name: name.to_string(),
+        types: RwLock::new(Arc::new(types)),
+        live,
+        applier: Applier::new(client, FIELD_MANAGER),
+        dry_runs: compare::DryRuns::default(),
+    }))
 }
 
 /// The label selector of Argo CD's repository Secrets.
@@ -911,7 +1176,7 @@ async fn watch_apps(shared: Arc<Shared>) {
 
 /// A change to a managed object: compare its app now.
 async fn watch_live(shared: Arc<Shared>) {
-    let mut changes = shared.live.subscribe();
+    let mut changes = shared.local.live.subscribe();
     loop {
         match changes.recv().await {
             Ok(change) => {
@@ -1267,6 +1532,8 @@ pub(crate) struct Ready {
     /// The AppProject's name and `spec`, for its sync windows.
     pub(crate) project_name: String,
     pub(crate) project: Value,
+    /// The cluster it deploys to.
+    pub(crate) cluster: Arc<Cluster>,
 }
 
 /// An app's `spec.source` and `spec.sources`, to tell whether they are the
@@ -1393,6 +1660,22 @@ pub(crate) async fn compare_app(
     if let Err(message) = crate::project::check(raw, &project_name, &project) {
         return invalid(raw, &message, &now);
     }
+    // The cluster it deploys to: ours, or one of a cluster Secret.
+    let cluster = match shared.cluster_for(raw) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Compared {
+                status: failed(raw, "spec.destination: connecting to its cluster", &now),
+                ready: None,
+            };
+        }
+        Err(message) => {
+            return Compared {
+                status: failed(raw, &message, &now),
+                ready: None,
+            };
+        }
+    };
     let compared_to = json!({
         "source": raw.pointer("/spec/source"),
         "sources": raw.pointer("/spec/sources"),
@@ -1442,7 +1725,7 @@ pub(crate) async fn compare_app(
             };
         }
     };
-    let live = shared.live.app_objects(&track);
+    let live = cluster.live.app_objects(&track);
     let ignore = raw
         .pointer("/spec/ignoreDifferences")
         .and_then(Value::as_array)
@@ -1453,7 +1736,7 @@ pub(crate) async fn compare_app(
     // Excluded types are not managed: left out, and said so.
     rendered.objects.retain(|o| {
         let (group, kind) = berth_api::kinds::group_kind(o);
-        if !settings.resources.excluded(group, kind, IN_CLUSTER) {
+        if !settings.resources.excluded(group, kind, &cluster.server) {
             return true;
         }
         let name = o
@@ -1472,7 +1755,7 @@ pub(crate) async fn compare_app(
     let mut shared_with = HashMap::new();
     for o in &rendered.objects {
         let key = berth_cluster::live::ObjectKey::of(o);
-        let Some(l) = shared.live.get(&key) else {
+        let Some(l) = cluster.live.get(&key) else {
             continue;
         };
         let other = match tracking.owner(&l) {
@@ -1493,7 +1776,7 @@ pub(crate) async fn compare_app(
     // `orphanedResources`): untracked objects in the destination namespace.
     let destination_ns = app.spec.destination.namespace.clone().unwrap_or_default();
     if !destination_ns.is_empty() {
-        let candidates = shared.live.untracked_in(&destination_ns);
+        let candidates = cluster.live.untracked_in(&destination_ns);
         if let Some(orphans) = crate::project::orphans(&project, &candidates)
             && !orphans.is_empty()
             && project
@@ -1515,10 +1798,10 @@ pub(crate) async fn compare_app(
             live: &live,
             ignore: &ignore,
             customizations: &settings.customizations,
-            dry_runs: (!hard).then_some(&shared.dry_runs),
+            dry_runs: (!hard).then_some(&cluster.dry_runs),
         },
-        &shared.types(),
-        &shared.applier,
+        &cluster.types(),
+        &cluster.applier,
         &settings.checks,
     )
     .await;
@@ -1584,6 +1867,7 @@ pub(crate) async fn compare_app(
             live,
             project_name,
             project,
+            cluster,
         }),
     }
 }
@@ -1705,7 +1989,8 @@ async fn run_sync(
         force: request.force,
         skip_hooks: request.skip_hooks,
         destination_namespace: destination.clone(),
-        namespace_exists: shared
+        namespace_exists: ready
+            .cluster
             .live
             .get(&berth_cluster::live::ObjectKey {
                 group: String::new(),
@@ -1724,7 +2009,7 @@ async fn run_sync(
     // The project's resource lists, checked for everything the sync would
     // write or delete before anything is: one refused object fails it all,
     // as in Argo CD.
-    let types = shared.types();
+    let types = ready.cluster.types();
     let mut refused = Vec::new();
     for r in &resources_for_check {
         let Some(obj) = r
@@ -1777,7 +2062,7 @@ async fn run_sync(
                 hooks: Vec::new(),
             },
             Ok(()) => {
-                let types = shared.types();
+                let types = ready.cluster.types();
                 // Progress goes to the status as it happens (at most four
                 // writes a second), as Argo CD fills `syncResult.resources`
                 // while a sync runs; the final write below replaces it.
@@ -1830,7 +2115,7 @@ async fn run_sync(
                 };
                 let executor = Executor {
                     types: &types,
-                    applier: &shared.applier,
+                    applier: &ready.cluster.applier,
                     checks: &settings.checks,
                     desired: ready
                         .objects

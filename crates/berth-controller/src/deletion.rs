@@ -76,13 +76,21 @@ pub(crate) async fn finalize(shared: &Arc<Shared>, name: &str, raw: &Value) -> F
     if let Some(m) = stored.as_object_mut() {
         m.remove("operation");
     }
+    let cluster = match shared.cluster_for(raw) {
+        Ok(Some(c)) => c,
+        Ok(None) => return Finalized::Waiting,
+        Err(message) => {
+            write_condition(shared, name, &message, &rfc3339(SystemTime::now())).await;
+            return Finalized::Waiting;
+        }
+    };
     let compared = compare_app(shared, name, &stored, false).await;
     let (resources, desired, live) = match compared.ready {
         Some(ready) => (ready.comparison.pairs, ready.objects, ready.live),
         None => {
             let track = crate::views::track_of(raw, &shared.config.namespace)
                 .unwrap_or_else(|| name.to_string());
-            let live = shared.live.app_objects(&track);
+            let live = cluster.live.app_objects(&track);
             let resources = live
                 .iter()
                 .map(|o| Resource::extraneous(o.as_ref().clone()))
@@ -137,11 +145,11 @@ pub(crate) async fn finalize(shared: &Arc<Shared>, name: &str, raw: &Value) -> F
         return Finalized::Waiting;
     }
     let settings = shared.settings();
-    let types = shared.types();
+    let types = cluster.types();
     let cancel = AtomicBool::new(false);
     let executor = Executor {
         types: &types,
-        applier: &shared.applier,
+        applier: &cluster.applier,
         checks: &settings.checks,
         desired: desired
             .iter()

@@ -18,7 +18,7 @@ use berth_cluster::live::ObjectKey;
 use berth_engine::diff::{ResourceDiff, SyncStatus};
 use serde_json::{Value, json};
 
-use crate::controller::{Shared, compare_app};
+use crate::controller::{Cluster, Shared, compare_app};
 use crate::source;
 
 /// Why a view could not be made.
@@ -136,10 +136,11 @@ impl Views {
         let shared = self.state()?;
         let settings = shared.settings();
         let track = self.track(&shared, app)?;
+        let cluster = cluster_of(&shared, app)?;
         let mut nodes = Vec::new();
         let mut seen = HashSet::new();
         let mut queue: std::collections::VecDeque<Arc<Value>> =
-            shared.live.app_objects(&track).into();
+            cluster.live.app_objects(&track).into();
         while let Some(obj) = queue.pop_front() {
             let uid = text(&obj, "/metadata/uid");
             if !uid.is_empty() && !seen.insert(uid.to_string()) {
@@ -147,7 +148,7 @@ impl Views {
             }
             nodes.push(node(&obj, settings.checks.check(&obj)));
             if !uid.is_empty() {
-                queue.extend(shared.live.children(uid));
+                queue.extend(cluster.live.children(uid));
             }
         }
         let mut orphaned = Vec::new();
@@ -163,7 +164,7 @@ impl Views {
                 .ok()
                 .and_then(|v| v.get("spec").cloned())
                 .unwrap_or(Value::Null);
-            let candidates = shared.live.untracked_in(namespace);
+            let candidates = cluster.live.untracked_in(namespace);
             if let Some(found) = crate::project::orphans(&spec, &candidates) {
                 orphaned = found
                     .into_iter()
@@ -178,12 +179,13 @@ impl Views {
     pub fn live_object(&self, app: &Value, key: &ObjectKey) -> Result<Option<Value>, ViewError> {
         let shared = self.state()?;
         let track = self.track(&shared, app)?;
-        let Some(obj) = shared.live.get(key) else {
+        let cluster = cluster_of(&shared, app)?;
+        let Some(obj) = cluster.live.get(key) else {
             return Ok(None);
         };
         // Part of the app: tracked by it, or owned (transitively) by an
         // object it tracks.
-        let tracked: HashSet<ObjectKey> = shared
+        let tracked: HashSet<ObjectKey> = cluster
             .live
             .app_objects(&track)
             .iter()
@@ -194,7 +196,7 @@ impl Views {
             if tracked.contains(&ObjectKey::of(&current)) {
                 return Ok(Some(berth_engine::diff::masked(&obj)));
             }
-            let Some(owner) = owner_of(&shared, &current) else {
+            let Some(owner) = owner_of(&cluster, &current) else {
                 break;
             };
             current = owner;
@@ -216,7 +218,7 @@ impl Views {
             .map(|l| l.values().cloned().collect())
             .unwrap_or_default();
         apps.sort_by(|a, b| text(a, "/metadata/name").cmp(text(b, "/metadata/name")));
-        Ok(shared.config.metrics.render(&apps, shared.live.len()))
+        Ok(shared.config.metrics.render(&apps, shared.local.live.len()))
     }
 
     /// Whether a controller is attached and its caches are filled.
@@ -240,6 +242,17 @@ pub(crate) fn track_of(app: &Value, control_namespace: &str) -> Option<String> {
     Some(source::tracking_name(&parsed, control_namespace))
 }
 
+/// The cluster `app` deploys to, for a view.
+fn cluster_of(shared: &Shared, app: &Value) -> Result<Arc<Cluster>, ViewError> {
+    match shared.cluster_for(app) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(ViewError::Compare(
+            "the connection to its cluster is being made; try again in a moment".into(),
+        )),
+        Err(m) => Err(ViewError::Compare(m)),
+    }
+}
+
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer)
         .and_then(Value::as_str)
@@ -247,7 +260,7 @@ fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
 }
 
 /// The first owner of `obj` found in the cache.
-fn owner_of(shared: &Shared, obj: &Value) -> Option<Arc<Value>> {
+fn owner_of(cluster: &Cluster, obj: &Value) -> Option<Arc<Value>> {
     let namespace = text(obj, "/metadata/namespace");
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)?
@@ -265,8 +278,8 @@ fn owner_of(shared: &Shared, obj: &Value) -> Option<Arc<Value>> {
                 name: text(r, "/name").to_string(),
             };
             // A cluster-scoped owner has no namespace.
-            shared.live.get(&key).or_else(|| {
-                shared.live.get(&ObjectKey {
+            cluster.live.get(&key).or_else(|| {
+                cluster.live.get(&ObjectKey {
                     namespace: String::new(),
                     ..key
                 })

@@ -103,53 +103,6 @@ fn shown(f: &BTreeMap<String, String>) -> Value {
     c
 }
 
-/// A client for a cluster from Argo CD's `config`, through a kubeconfig
-/// so the PEM data is read as kubectl reads it.
-async fn client_for(server: &str, config: &Value) -> Result<kube::Client, String> {
-    let tls = config.get("tlsClientConfig").cloned().unwrap_or(json!({}));
-    let mut cluster = json!({"server": server});
-    if let Some(ca) = tls.get("caData").and_then(Value::as_str) {
-        cluster["certificate-authority-data"] = json!(ca);
-    }
-    if tls.get("insecure").and_then(Value::as_bool) == Some(true) {
-        cluster["insecure-skip-tls-verify"] = json!(true);
-    }
-    if let Some(n) = tls.get("serverName").and_then(Value::as_str) {
-        cluster["tls-server-name"] = json!(n);
-    }
-    let mut user = json!({});
-    for (from, to) in [
-        ("bearerToken", "token"),
-        ("username", "username"),
-        ("password", "password"),
-    ] {
-        if let Some(v) = config.get(from).and_then(Value::as_str) {
-            user[to] = json!(v);
-        }
-    }
-    for (from, to) in [
-        ("certData", "client-certificate-data"),
-        ("keyData", "client-key-data"),
-    ] {
-        if let Some(v) = tls.get(from).and_then(Value::as_str) {
-            user[to] = json!(v);
-        }
-    }
-    let kubeconfig = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": "u", "user": user}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    });
-    let kubeconfig: kube::config::Kubeconfig =
-        serde_json::from_value(kubeconfig).map_err(|e| format!("config: {e}"))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .map_err(|e| format!("config: {e}"))?;
-    kube::Client::try_from(config).map_err(|e| e.to_string())
-}
-
 /// Asks the cluster's API server for its version: Argo CD's
 /// `connectionState` and `serverVersion`.
 async fn probe(client: &kube::Client) -> (Value, Option<String>) {
@@ -222,7 +175,13 @@ async fn state_of(state: &AppState, f: &BTreeMap<String, String>) -> Value {
         .get("config")
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_else(|| json!({}));
-    with_state(shown(f), client_for(&server, &config).await).await
+    with_state(
+        shown(f),
+        berth_cluster::remote::client_for(&server, &config)
+            .await
+            .map_err(|e| e.to_string()),
+    )
+    .await
 }
 
 /// `GET /api/v1/clusters`: those the caller may get, the controller's own
@@ -376,7 +335,9 @@ pub async fn create(
             &rbac_object(&server, Some(project)),
         )?;
     }
-    let client = client_for(&server, &config).await;
+    let client = berth_cluster::remote::client_for(&server, &config)
+        .await
+        .map_err(|e| e.to_string());
     let checked = with_state(json!({}), client).await;
     if checked["connectionState"]["status"] != "Successful" {
         return Err(ApiError::bad_request(format!(
