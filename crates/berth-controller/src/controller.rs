@@ -1918,11 +1918,37 @@ async fn run_sync(
     ready: Ready,
     request: SyncRequest,
 ) {
-    let started = rfc3339(SystemTime::now());
-    let started_secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+    // An operation the status still shows Running, for this revision, was
+    // interrupted (the controller died): it resumes under its own start
+    // time, so its hooks keep their names and the ones it completed are
+    // not run again.
+    let last = raw.pointer("/status/operationState");
+    let resumed = last.filter(|l| {
+        l.get("phase").and_then(Value::as_str) == Some("Running")
+            && l.pointer("/operation/sync/revision")
+                .and_then(Value::as_str)
+                == Some(ready.revision.as_str())
+    });
+    let started = resumed
+        .and_then(|l| l.get("startedAt"))
+        .and_then(Value::as_str)
+        .map(String::from)
+        .unwrap_or_else(|| rfc3339(SystemTime::now()));
+    let started_secs = started
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
         .unwrap_or(0);
+    let done_hooks: HashSet<String> = resumed
+        .and_then(|l| l.pointer("/syncResult/resources"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("hookType").is_some() && r["status"] == "Synced")
+        .filter_map(|r| r.get("name").and_then(Value::as_str).map(String::from))
+        .collect();
+    if resumed.is_some() {
+        tracing::info!(app = %name, started = %started, hooks_done = done_hooks.len(), "resuming an interrupted operation");
+    }
     let settings = shared.settings();
     // The operation as asked for (Argo CD keeps the request), with the
     // revision it resolved to.
@@ -2132,6 +2158,8 @@ async fn run_sync(
                     wait_limit: sync::WAIT_LIMIT,
                     cancel: Some(&cancel),
                     progress: Some(&progress_tx),
+                    operation: started.clone(),
+                    done_hooks: done_hooks.clone(),
                 };
                 let retry = Retry::of(raw);
                 let mut attempt = 0u32;

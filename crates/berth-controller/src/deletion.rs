@@ -164,6 +164,8 @@ pub(crate) async fn finalize(shared: &Arc<Shared>, name: &str, raw: &Value) -> F
         wait_limit: sync::WAIT_LIMIT,
         cancel: Some(&cancel),
         progress: None,
+        operation: String::new(),
+        done_hooks: Default::default(),
     };
     tracing::info!(app = %name, ?propagation, "deleting the application's resources");
     let outcome = executor.run(&plan, false, true).await;

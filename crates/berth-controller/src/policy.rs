@@ -204,10 +204,13 @@ pub fn decide(
             Some(r) => Some(r) == spec(f),
         })
     });
+    // A sync still Running in the status was interrupted (the controller
+    // died): it is resumed, not counted as done.
+    let interrupted = last.and_then(|l| l.get("phase")).and_then(Value::as_str) == Some("Running");
     let (attempted, failed) = match recent {
         Some((rev, failed)) if rev == revision => (true, failed),
         _ => (
-            last_automated && last_revision == Some(revision) && same_source,
+            last_automated && last_revision == Some(revision) && same_source && !interrupted,
             last_failed,
         ),
     };
@@ -252,6 +255,32 @@ mod tests {
 
     fn is_sync(d: &Decision) -> bool {
         matches!(d, Decision::Sync(_))
+    }
+
+    #[test]
+    fn an_interrupted_automated_sync_is_resumed() {
+        let auto = json!({"automated": {}});
+        let done = app(auto.clone(), last("abc", true, "Succeeded"), Value::Null);
+        assert!(!is_sync(&decide(
+            &done,
+            SyncStatus::OutOfSync,
+            "abc",
+            false,
+            true,
+            None
+        )));
+        let interrupted = app(auto, last("abc", true, "Running"), Value::Null);
+        assert!(
+            is_sync(&decide(
+                &interrupted,
+                SyncStatus::OutOfSync,
+                "abc",
+                false,
+                true,
+                None
+            )),
+            "the controller died during it: it runs again"
+        );
     }
 
     #[test]

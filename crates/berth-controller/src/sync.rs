@@ -64,7 +64,17 @@ pub struct Executor<'a> {
     /// Where progress goes as steps finish, for the Application's status
     /// while the operation runs.
     pub progress: Option<&'a tokio::sync::watch::Sender<Report>>,
+    /// The operation's identity (its start time), written on its hooks
+    /// (`berth.io/operation`), so a run resumed after the controller died
+    /// knows its own hooks from an earlier operation's.
+    pub operation: String,
+    /// Hooks this operation completed before the controller died: not run
+    /// again when it resumes.
+    pub done_hooks: std::collections::HashSet<String>,
 }
+
+/// The annotation that names the operation a hook was created by.
+pub const OPERATION_ANNOTATION: &str = "berth.io/operation";
 
 /// Progress of a running plan: where it is and the results so far.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -442,6 +452,19 @@ impl Executor<'_> {
                 if dry_run {
                     return Ok(());
                 }
+                if self.done_hooks.contains(&named.name) {
+                    progress.resources.push(result(
+                        &named,
+                        h.phase,
+                        "Synced",
+                        "completed before the controller restarted".into(),
+                        true,
+                    ));
+                    return Ok(());
+                }
+                if !self.operation.is_empty() {
+                    obj["metadata"]["annotations"][OPERATION_ANNOTATION] = json!(self.operation);
+                }
                 let opts = ClusterApply {
                     force: true,
                     dry_run: false,
@@ -544,6 +567,19 @@ impl Executor<'_> {
                     .cloned()
                     .unwrap_or_else(|| d.object.clone());
                 if named.name.is_empty() {
+                    return Ok(());
+                }
+                // A hook this same operation created (it is resuming after
+                // the controller died) is not deleted to be run again.
+                if d.policy == berth_engine::plan::DeletePolicy::BeforeHookCreation
+                    && !self.operation.is_empty()
+                    && let Ok(Some(live)) = self.applier.get(self.types, &address(&named)).await
+                    && live
+                        .pointer("/metadata/annotations")
+                        .and_then(|a| a.get(OPERATION_ANNOTATION))
+                        .and_then(Value::as_str)
+                        == Some(self.operation.as_str())
+                {
                     return Ok(());
                 }
                 self.applier
