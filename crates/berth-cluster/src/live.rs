@@ -167,6 +167,9 @@ pub struct LiveCache {
     tracking: Arc<Tracking>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     watched: RwLock<Vec<(String, String)>>,
+    /// Namespaces the watches are limited to (a namespaced cluster);
+    /// `None`: the whole cluster.
+    scope: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for LiveCache {
@@ -204,6 +207,20 @@ impl LiveCache {
         tracking: Tracking,
         include: impl Fn(&ResourceType) -> bool,
     ) -> LiveCache {
+        LiveCache::start_scoped(client, types, tracking, None, include)
+    }
+
+    /// As [`LiveCache::start`]; with `namespaces`, namespaced types are
+    /// watched in those namespaces only (credentials limited to them, as
+    /// an Argo CD namespaced cluster), and cluster-scoped ones only if
+    /// `include` accepts them.
+    pub fn start_scoped(
+        client: &Client,
+        types: &ResourceTypes,
+        tracking: Tracking,
+        namespaces: Option<Vec<String>>,
+        include: impl Fn(&ResourceType) -> bool,
+    ) -> LiveCache {
         let (changes, _) = broadcast::channel(4096);
         let cache = LiveCache {
             state: Arc::new(RwLock::new(State::default())),
@@ -212,6 +229,7 @@ impl LiveCache {
             tracking: Arc::new(tracking),
             tasks: Mutex::new(Vec::new()),
             watched: RwLock::new(Vec::new()),
+            scope: namespaces.filter(|n| !n.is_empty()),
         };
         cache.watch_more(types, include);
         cache
@@ -240,15 +258,29 @@ impl LiveCache {
             }
             watched.push(gk.clone());
             added.push(gk.clone());
-            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &t.resource);
-            tasks.push(tokio::spawn(watch_type(
-                api,
-                t.resource.api_version.clone(),
-                gk,
-                Arc::clone(&self.state),
-                self.changes.clone(),
-                Arc::clone(&self.tracking),
-            )));
+            let apis: Vec<(Api<DynamicObject>, Option<String>)> = match &self.scope {
+                Some(namespaces) if t.namespaced => namespaces
+                    .iter()
+                    .map(|ns| {
+                        (
+                            Api::namespaced_with(self.client.clone(), ns, &t.resource),
+                            Some(ns.clone()),
+                        )
+                    })
+                    .collect(),
+                _ => vec![(Api::all_with(self.client.clone(), &t.resource), None)],
+            };
+            for (api, namespace) in apis {
+                tasks.push(tokio::spawn(watch_type(
+                    api,
+                    namespace,
+                    t.resource.api_version.clone(),
+                    gk.clone(),
+                    Arc::clone(&self.state),
+                    self.changes.clone(),
+                    Arc::clone(&self.tracking),
+                )));
+            }
         }
         watched.sort();
         added
@@ -375,6 +407,7 @@ impl LiveCache {
 
 async fn watch_type(
     api: Api<DynamicObject>,
+    namespace: Option<String>,
     api_version: String,
     gk: (String, String),
     state: Arc<RwLock<State>>,
@@ -456,7 +489,12 @@ async fn watch_type(
                 let gone: Vec<ObjectKey> = s
                     .objects
                     .keys()
-                    .filter(|k| k.group == gk.0 && k.kind == gk.1 && !seen.contains(*k))
+                    .filter(|k| {
+                        k.group == gk.0
+                            && k.kind == gk.1
+                            && namespace.as_ref().is_none_or(|n| *n == k.namespace)
+                            && !seen.contains(*k)
+                    })
                     .cloned()
                     .collect();
                 let mut removed = Vec::new();

@@ -522,15 +522,20 @@ impl Controller {
         for ((group, kind), why) in shared.local.live.errors() {
             tracing::warn!(group = %group, kind = %kind, error = %why, "resource type not watched");
         }
-        let mut tasks = vec![
-            tokio::spawn(watch_apps(Arc::clone(&shared))),
-            tokio::spawn(watch_live(Arc::clone(&shared))),
-            tokio::spawn(resync(Arc::clone(&shared))),
-            tokio::spawn(watch_argocd_cm(Arc::clone(&shared), self.client.clone())),
-            tokio::spawn(watch_repo_secrets(Arc::clone(&shared), self.client.clone())),
-            tokio::spawn(watch_api_types(Arc::clone(&shared), self.client.clone())),
-            tokio::spawn(watch_clusters(Arc::clone(&shared), self.client.clone())),
-        ];
+        // Aborted however this future ends: returning, or dropped (the
+        // task running it aborted), so nothing of this run goes on.
+        let mut tasks = AbortOnDrop(
+            vec![
+                tokio::spawn(watch_apps(Arc::clone(&shared))),
+                tokio::spawn(watch_live(Arc::clone(&shared))),
+                tokio::spawn(resync(Arc::clone(&shared))),
+                tokio::spawn(watch_argocd_cm(Arc::clone(&shared), self.client.clone())),
+                tokio::spawn(watch_repo_secrets(Arc::clone(&shared), self.client.clone())),
+                tokio::spawn(watch_api_types(Arc::clone(&shared), self.client.clone())),
+                tokio::spawn(watch_clusters(Arc::clone(&shared), self.client.clone())),
+            ],
+            Arc::clone(&shared),
+        );
         let limit = Arc::new(Semaphore::new(shared.config.workers.max(1)));
         let workers = {
             let shared = Arc::clone(&shared);
@@ -586,15 +591,12 @@ impl Controller {
                 }
             })
         };
-        tasks.push(workers);
+        tasks.0.push(workers);
         let stopped = tokio::select! {
             _ = shutdown => Stopped::Shutdown,
             _ = shared.restart.notified() => Stopped::SettingsChanged,
         };
-        shared.stopping.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.abort();
-        }
+        drop(tasks);
         if stopped == Stopped::SettingsChanged {
             // Reconciles already started finish, so a new start never
             // runs the same operation alongside them.
@@ -678,6 +680,19 @@ impl Controller {
                     tracing::warn!("leadership lost; waiting to lead again");
                 }
             }
+        }
+    }
+}
+
+/// A run's tasks, aborted when dropped; the run's side tasks (cluster
+/// connections) are told to stop.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>, Arc<Shared>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.1.stopping.store(true, Ordering::Relaxed);
+        for t in &self.0 {
+            t.abort();
         }
     }
 }
@@ -805,6 +820,8 @@ async fn watch_api_types(shared: Arc<Shared>, client: Client) {
 /// A cluster Secret's server, name and `config`; `None` (logged) for one
 /// that cannot be used, and for the controller's own cluster.
 fn cluster_secret(secret: &Secret) -> Option<(String, String, Value)> {
+    // `namespaces` and `clusterResources` ride along in the config for
+    // the connection (a namespaced cluster).
     let data = secret.data.clone().unwrap_or_default();
     let text = |k: &str| {
         data.get(k)
@@ -834,6 +851,21 @@ fn cluster_secret(secret: &Secret) -> Option<(String, String, Value)> {
         n if n.is_empty() => server.clone(),
         n => n,
     };
+    let mut config = config;
+    let namespaces: Vec<String> = text("namespaces")
+        .split(',')
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if !namespaces.is_empty()
+        && let Some(m) = config.as_object_mut()
+    {
+        m.insert("berth.namespaces".into(), json!(namespaces));
+        m.insert(
+            "berth.clusterResources".into(),
+            json!(text("clusterResources") == "true"),
+        );
+    }
     Some((server, name, config))
 }
 
@@ -974,9 +1006,27 @@ async fn connect_once(
     let settings = shared.settings();
     let filter = settings.resources.clone();
     let server_owned = server.to_string();
-    let live = LiveCache::start(&client, &types, settings.tracking(), move |t| {
-        !filter.excluded(&t.resource.group, &t.resource.kind, &server_owned)
-    });
+    // A namespaced cluster: its credentials reach those namespaces only
+    // (and cluster-scoped types only with clusterResources).
+    let namespaces: Option<Vec<String>> = config
+        .get("berth.namespaces")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        });
+    let cluster_resources = namespaces.is_none()
+        || config
+            .get("berth.clusterResources")
+            .and_then(Value::as_bool)
+            == Some(true);
+    let live =
+        LiveCache::start_scoped(&client, &types, settings.tracking(), namespaces, move |t| {
+            (t.namespaced || cluster_resources)
+                && !filter.excluded(&t.resource.group, &t.resource.kind, &server_owned)
+        });
     let _ = live.wait_ready(Duration::from_secs(30)).await;
     Ok(Arc::new(Cluster {
         server: server.to_string(),

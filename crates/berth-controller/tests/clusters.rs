@@ -147,6 +147,77 @@ async fn a_cluster_secret_destination_on_a_second_control_plane() {
         "Synced",
         "the local app unaffected"
     );
+
+    // A namespaced cluster: credentials that reach the app's namespace only.
+    on_second(&["create", "serviceaccount", "limited", "-n", &target_ns]);
+    on_second(&[
+        "create",
+        "rolebinding",
+        "limited-admin",
+        "-n",
+        &target_ns,
+        "--clusterrole=admin",
+        &format!("--serviceaccount={target_ns}:limited"),
+    ]);
+    let token = String::from_utf8_lossy(
+        &on_second(&["create", "token", "limited", "-n", &target_ns]).stdout,
+    )
+    .trim()
+    .to_string();
+    let limited = json!({"bearerToken": token,
+        "tlsClientConfig": {"caData": cluster["certificate-authority-data"]}});
+    let mut namespaced: Value = serde_json::from_str(&secret("second", &server, &limited)).unwrap();
+    namespaced["data"]["namespaces"] = json!(b64(&target_ns));
+    kubectl(&h.ns, &["apply", "-f", "-"], Some(&namespaced.to_string()));
+    // Those credentials may not create namespaces: the option goes.
+    kubectl(
+        &h.ns,
+        &[
+            "patch",
+            "app",
+            &far,
+            "-n",
+            &h.control,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"syncPolicy":{"syncOptions":null}}}"#,
+        ],
+        None,
+    );
+    let changed =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: far\ndata:\n  where: namespaced\n";
+    h.repo
+        .commit(&[("app/cm.yaml", changed)], "namespaced")
+        .unwrap();
+    h.repo.push("main").unwrap();
+    kubectl(
+        &h.ns,
+        &[
+            "annotate",
+            "app",
+            &far,
+            "-n",
+            &h.control,
+            "argocd.argoproj.io/refresh=normal",
+            "--overwrite",
+        ],
+        None,
+    );
+    until("synced with namespace-limited credentials", || {
+        let out = on_second(&[
+            "get",
+            "configmap",
+            "far",
+            "-n",
+            &target_ns,
+            "-o",
+            "jsonpath={.data.where}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim() == "namespaced"
+            && app_json(&far)["status"]["sync"]["status"] == "Synced"
+    })
+    .await;
     h.finish().await;
     drop(second);
 }
