@@ -59,6 +59,8 @@ enum Command {
     Repo(manage::RepoArgs),
     /// Clusters to deploy to, through the Berth server.
     Cluster(manage::ClusterArgs),
+    /// The audit log: who did what, when, from where, with what answer.
+    Audit(manage::AuditArgs),
     /// The client's version, and the server's when logged in.
     Version,
     /// Print a shell completion script (e.g. `source <(berth completion bash)`).
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Proj(args) => manage::proj(&config, args),
         Command::Repo(args) => manage::repo(&config, args),
         Command::Cluster(args) => manage::cluster(&config, args),
+        Command::Audit(args) => manage::audit(&config, args),
         Command::App(args) => match app::run(&config, args) {
             Ok(app::Exit::Ok) => Ok(()),
             Ok(app::Exit::Failed) => return ExitCode::from(1),

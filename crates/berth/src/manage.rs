@@ -12,6 +12,63 @@ use serde_json::{Value, json};
 use crate::app::{Output, encode, print_table, print_value, runtime, text};
 use crate::client::Api;
 
+/// Arguments of `berth audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only calls about this application.
+    #[arg(long = "app")]
+    app: Option<String>,
+    /// Only calls at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many entries, newest first.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: Output,
+}
+
+/// `berth audit`: the audit log, newest first.
+pub fn audit(config: &Path, args: AuditArgs) -> Result<()> {
+    let api = Api::from_config(config)?;
+    let rt = runtime()?;
+    let mut query = vec![format!("limit={}", args.limit)];
+    if let Some(a) = &args.app {
+        query.push(format!("application={}", encode(a)));
+    }
+    if let Some(s) = &args.since {
+        query.push(format!("since={}", encode(s)));
+    }
+    let list = rt.block_on(api.call(
+        Method::GET,
+        &format!("/api/v1/audit?{}", query.join("&")),
+        None,
+    ))?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    match args.output {
+        Output::Json | Output::Yaml => print_value(&json!(items), args.output)?,
+        Output::Name => items.iter().for_each(|e| println!("{}", text(e, "/path"))),
+        _ => {
+            let mut rows = vec![header(&[
+                "TIME", "USER", "METHOD", "PATH", "STATUS", "FROM",
+            ])];
+            for e in &items {
+                rows.push(vec![
+                    text(e, "/time").to_string(),
+                    text(e, "/user").to_string(),
+                    text(e, "/method").to_string(),
+                    text(e, "/path").to_string(),
+                    e["status"].to_string(),
+                    text(e, "/remoteAddr").to_string(),
+                ]);
+            }
+            print_table(&rows);
+        }
+    }
+    Ok(())
+}
+
 /// Arguments of `berth proj`.
 #[derive(Debug, Args)]
 pub struct ProjArgs {

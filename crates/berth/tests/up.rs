@@ -457,6 +457,24 @@ fn demo_environments_sync_by_their_policies() {
             && resources.lines().any(|l| l.starts_with("  ReplicaSet")),
         "the ReplicaSet under its Deployment: {resources}"
     );
+    // The audit log has the sync, by admin.
+    let mut audit = String::new();
+    for _ in 0..50 {
+        audit =
+            String::from_utf8_lossy(&cli(&["audit", "--app", "guestbook-prod"]).stdout).to_string();
+        if audit.contains("/api/v1/applications/guestbook-prod/sync") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        audit.starts_with("TIME")
+            && audit.lines().any(|l| l.contains("admin")
+                && l.contains("POST")
+                && l.contains("/api/v1/applications/guestbook-prod/sync")
+                && l.contains("200")),
+        "{audit}"
+    );
     let history =
         String::from_utf8_lossy(&cli(&["app", "history", "guestbook-prod"]).stdout).to_string();
     assert!(history.starts_with("ID"), "{history}");
