@@ -301,26 +301,21 @@ impl Auth {
 
     /// A token for `user`, valid for `valid_for` (none: no expiry).
     pub fn issue(&self, user: &str, valid_for: Option<Duration>) -> Result<String, ApiError> {
-        let iat = now();
-        let jti = random_bytes(16)
-            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-            .map_err(|e| ApiError::internal(format!("token id: {e}")))?;
-        let claims = Claims {
-            iss: "argocd".into(),
-            sub: user.to_string(),
-            iat,
-            nbf: iat,
-            exp: valid_for.map(|d| iat + d.as_secs()),
-            jti,
-            groups: Vec::new(),
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
+        self.issue_with_groups(user, Vec::new(), valid_for)
     }
 
     /// A session for a user who logged in through SSO, with the groups
     /// (and other claims) RBAC matches.
     pub fn issue_session(&self, user: &str, groups: Vec<String>) -> Result<String, ApiError> {
+        self.issue_with_groups(user, groups, Some(SESSION))
+    }
+
+    fn issue_with_groups(
+        &self,
+        user: &str,
+        groups: Vec<String>,
+        valid_for: Option<Duration>,
+    ) -> Result<String, ApiError> {
         let iat = now();
         let jti = random_bytes(16)
             .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
@@ -330,7 +325,7 @@ impl Auth {
             sub: user.to_string(),
             iat,
             nbf: iat,
-            exp: Some(iat + SESSION.as_secs()),
+            exp: valid_for.map(|d| iat + d.as_secs()),
             jti,
             groups,
         })

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::apps::query_pairs;
 use crate::error::ApiError;
-use crate::repositories::fnv32a;
+use crate::repositories::{fields, fnv32a};
 use crate::{AppState, Caller};
 
 /// The controller's own cluster, as Applications name it.
@@ -53,20 +53,6 @@ fn secret_name(server: &str) -> String {
         host.trim_matches(['-', '.']),
         fnv32a(server)
     )
-}
-
-fn fields(secret: &Secret) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = secret
-        .data
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect();
-    for (k, v) in secret.string_data.clone().unwrap_or_default() {
-        out.insert(k, v);
-    }
-    out
 }
 
 fn rbac_object(server: &str, project: Option<&str>) -> String {

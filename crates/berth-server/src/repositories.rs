@@ -65,8 +65,9 @@ fn secrets(state: &AppState) -> kube::Api<Secret> {
     kube::Api::namespaced(state.client.clone(), &state.namespace)
 }
 
-/// A Secret's fields as text.
-fn fields(secret: &Secret) -> BTreeMap<String, String> {
+/// A Secret's data (and string data) as text, as Argo CD's repository
+/// and cluster Secrets hold it.
+pub(crate) fn fields(secret: &Secret) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = secret
         .data
         .clone()

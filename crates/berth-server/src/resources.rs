@@ -62,6 +62,14 @@ async fn managed_at(
         .map_err(|e| view_error(&name, e))
 }
 
+/// The `?revision=` a request asks to compare or render at.
+fn revision_of(raw: Option<&str>) -> Option<String> {
+    query_pairs(raw)
+        .into_iter()
+        .find(|(k, _)| k == "revision")
+        .map(|(_, v)| v)
+}
+
 fn json_text(v: &Option<Value>) -> Value {
     v.as_ref()
         .map(|v| Value::String(v.to_string()))
@@ -120,12 +128,8 @@ pub async fn diff(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let app = readable(&state, &caller, &name).await?;
-    let params = query_pairs(raw.as_deref());
-    let revision = params
-        .iter()
-        .find(|(k, _)| k == "revision")
-        .map(|(_, v)| v.as_str());
-    let managed = managed_at(&state, &app, revision).await?;
+    let revision = revision_of(raw.as_deref());
+    let managed = managed_at(&state, &app, revision.as_deref()).await?;
     let items: Vec<Value> = managed
         .diffs
         .iter()
@@ -152,12 +156,8 @@ pub async fn manifests(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let app = readable(&state, &caller, &name).await?;
-    let params = query_pairs(raw.as_deref());
-    let revision = params
-        .iter()
-        .find(|(k, _)| k == "revision")
-        .map(|(_, v)| v.as_str());
-    let managed = managed_at(&state, &app, revision).await?;
+    let revision = revision_of(raw.as_deref());
+    let managed = managed_at(&state, &app, revision.as_deref()).await?;
     let manifests: Vec<String> = managed.desired.iter().map(Value::to_string).collect();
     Ok(Json(json!({
         "manifests": manifests,
