@@ -45,19 +45,20 @@ fn main() {
     let mut out = String::from(
         "/// Shipped checks: (group, kind, script).\npub(crate) const SHIPPED: &[(&str, &str, &str)] = &[\n",
     );
+    // The scripts' text, not `include_str!` of absolute paths: cargo may
+    // reuse this output for a checkout at another path (a shared target
+    // directory), where those paths no longer exist.
     for (group, kind, script) in &entries {
-        let abs = fs::canonicalize(script).unwrap_or_else(|_| script.clone());
-        let _ = writeln!(
-            out,
-            "    ({group:?}, {kind:?}, include_str!({:?})),",
-            abs.display().to_string()
-        );
+        let Ok(text) = fs::read_to_string(script) else {
+            continue;
+        };
+        let _ = writeln!(out, "    ({group:?}, {kind:?}, {text:?}),");
     }
     out.push_str("];\n");
     let managed = Path::new("health-checks/_rules/crossplane-managed/health.lua");
     println!("cargo:rerun-if-changed={}", managed.display());
-    let managed_src = match fs::canonicalize(managed) {
-        Ok(p) => format!("Some(include_str!({:?}))", p.display().to_string()),
+    let managed_src = match fs::read_to_string(managed) {
+        Ok(text) => format!("Some({text:?})"),
         Err(_) => "None".to_string(),
     };
     let _ = writeln!(

@@ -142,6 +142,11 @@ pub struct Config {
     /// Take part in leader election (several replicas); `None`: this is
     /// the only controller and reconciles at once.
     pub leader_election: Option<crate::lease::LeaderElection>,
+    /// Namespaces besides the control namespace whose Applications are
+    /// reconciled (globs, as Argo CD's `application.namespaces`); an app
+    /// there needs its project's `sourceNamespaces` to allow it. Empty:
+    /// `application.namespaces` of `argocd-cmd-params-cm` is read at start.
+    pub application_namespaces: Vec<String>,
 }
 
 impl Config {
@@ -156,6 +161,62 @@ impl Config {
             views: Arc::default(),
             metrics: Arc::default(),
             leader_election: None,
+            application_namespaces: Vec::new(),
+        }
+    }
+
+    /// Whether Applications in `namespace` are reconciled: the control
+    /// namespace's always, others' when a glob of
+    /// [`Config::application_namespaces`] matches.
+    pub fn app_namespace_enabled(&self, namespace: &str) -> bool {
+        namespace == self.namespace
+            || self
+                .application_namespaces
+                .iter()
+                .any(|g| berth_engine::glob::glob(g, namespace))
+    }
+
+    /// An Application's key in the controller, its metrics and its
+    /// tracking: its name in the control namespace, `namespace_name`
+    /// elsewhere (Argo CD's instance name; `_` cannot occur in either).
+    pub fn app_key(&self, namespace: &str, name: &str) -> String {
+        if namespace.is_empty() || namespace == self.namespace {
+            name.to_string()
+        } else {
+            format!("{namespace}_{name}")
+        }
+    }
+
+    /// The namespace and name of a key made by [`Config::app_key`].
+    pub fn split_key<'a>(&'a self, key: &'a str) -> (&'a str, &'a str) {
+        match key.split_once('_') {
+            Some((namespace, name)) => (namespace, name),
+            None => (self.namespace.as_str(), key),
+        }
+    }
+}
+
+/// The namespaces of `application.namespaces` in `argocd-cmd-params-cm`
+/// (comma-separated globs), as Argo CD reads them.
+pub async fn read_application_namespaces(client: &Client, namespace: &str) -> Vec<String> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    match maps.get_opt("argocd-cmd-params-cm").await {
+        Ok(Some(cm)) => cm
+            .data
+            .unwrap_or_default()
+            .get("application.namespaces")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading argocd-cmd-params-cm; Applications of the control namespace only");
+            Vec::new()
         }
     }
 }
@@ -213,7 +274,9 @@ pub(crate) struct Shared {
     restart: Notify,
     /// Termination flags of the syncs running now, by app.
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// The control namespace's Applications.
     pub(crate) apps: Api<DynamicObject>,
+    client: Client,
     pub(crate) projects: Api<DynamicObject>,
     /// Berth's SyncRecords in the control namespace.
     records: Api<DynamicObject>,
@@ -338,6 +401,34 @@ impl Shared {
     }
 
     /// Every app known, for a change that concerns them all.
+    /// The Applications of `namespace`.
+    pub(crate) fn apps_in(&self, namespace: &str) -> Api<DynamicObject> {
+        if namespace == self.config.namespace {
+            self.apps.clone()
+        } else {
+            Api::namespaced_with(self.client.clone(), namespace, &application_resource())
+        }
+    }
+
+    /// The key of an Application object (see [`Config::app_key`]).
+    pub(crate) fn key_of(&self, app: &Value) -> String {
+        let text = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        self.config
+            .app_key(text("/metadata/namespace"), text("/metadata/name"))
+    }
+
+    /// A merge patch to the Application of `key`, in its namespace.
+    pub(crate) async fn patch_app(
+        &self,
+        key: &str,
+        patch: &Value,
+    ) -> Result<DynamicObject, kube::Error> {
+        let (namespace, name) = self.config.split_key(key);
+        self.apps_in(namespace)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+    }
+
     fn all_apps(&self) -> Vec<String> {
         self.latest
             .lock()
@@ -431,7 +522,14 @@ impl std::fmt::Debug for Controller {
 impl Controller {
     /// Installs what is missing, discovers the cluster, reads `argocd-cm`
     /// and the repository Secrets, and starts the live cache.
-    pub async fn start(client: Client, config: Config) -> Result<Controller, ControllerError> {
+    pub async fn start(client: Client, mut config: Config) -> Result<Controller, ControllerError> {
+        if config.application_namespaces.is_empty() {
+            config.application_namespaces =
+                read_application_namespaces(&client, &config.namespace).await;
+        }
+        if !config.application_namespaces.is_empty() {
+            tracing::info!(namespaces = ?config.application_namespaces, "Applications reconciled in these namespaces too");
+        }
         let installed = berth_cluster::bootstrap::install(&client, &config.namespace).await?;
         for what in &installed.created {
             tracing::info!(created = %what, "installed");
@@ -487,7 +585,7 @@ impl Controller {
                 restart: Notify::new(),
                 cancels: Mutex::new(HashMap::new()),
                 recorder: Recorder::new(
-                    client,
+                    client.clone(),
                     Reporter {
                         controller: "berth".into(),
                         instance: None,
@@ -495,6 +593,7 @@ impl Controller {
                 ),
                 records,
                 apps,
+                client: client.clone(),
                 projects,
                 latest: Mutex::new(HashMap::new()),
                 queue: Queue::default(),
@@ -1177,12 +1276,26 @@ fn trigger_key(app: &Value) -> String {
 
 async fn watch_apps(shared: Arc<Shared>) {
     let mut keys: HashMap<String, String> = HashMap::new();
-    let mut stream = watcher::watcher(shared.apps.clone(), watcher::Config::default()).boxed();
+    // Other namespaces too: all are watched, those not enabled skipped.
+    let api = if shared.config.application_namespaces.is_empty() {
+        shared.apps.clone()
+    } else {
+        Api::all_with(shared.client.clone(), &application_resource())
+    };
+    let enabled = |o: &DynamicObject| {
+        shared
+            .config
+            .app_namespace_enabled(o.metadata.namespace.as_deref().unwrap_or_default())
+    };
+    let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
     while let Some(event) = stream.next().await {
         let obj = match event {
-            Ok(WatchEvent::Apply(o) | WatchEvent::InitApply(o)) => o,
+            Ok(WatchEvent::Apply(o) | WatchEvent::InitApply(o)) if enabled(&o) => o,
             Ok(WatchEvent::Delete(o)) => {
-                let name = o.metadata.name.clone().unwrap_or_default();
+                let name = shared.config.app_key(
+                    o.metadata.namespace.as_deref().unwrap_or_default(),
+                    o.metadata.name.as_deref().unwrap_or_default(),
+                );
                 keys.remove(&name);
                 if let Ok(mut latest) = shared.latest.lock() {
                     latest.remove(&name);
@@ -1196,7 +1309,10 @@ async fn watch_apps(shared: Arc<Shared>) {
                 continue;
             }
         };
-        let name = obj.metadata.name.clone().unwrap_or_default();
+        let name = shared.config.app_key(
+            obj.metadata.namespace.as_deref().unwrap_or_default(),
+            obj.metadata.name.as_deref().unwrap_or_default(),
+        );
         let Ok(value) = serde_json::to_value(&obj) else {
             continue;
         };
@@ -1232,7 +1348,7 @@ async fn watch_live(shared: Arc<Shared>) {
             Ok(change) => {
                 if let Some(app) = change.app {
                     // Apps outside the control namespace are tracked as
-                    // `namespace_name`; this controller watches its own.
+                    // `namespace_name`: their keys here.
                     shared.queue.push(&app);
                 }
             }
@@ -1413,11 +1529,7 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                     "startedAt": started,
                 });
                 let patch = json!({"status": status});
-                if let Err(e) = shared
-                    .apps
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                {
+                if let Err(e) = shared.patch_app(name, &patch).await {
                     tracing::warn!(app = %name, error = %e, "writing status");
                 }
                 let shared = Arc::clone(shared);
@@ -1450,11 +1562,7 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                         "finishedAt": now,
                     });
                     let patch = json!({"status": status, "operation": null});
-                    if let Err(e) = shared
-                        .apps
-                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                    {
+                    if let Err(e) = shared.patch_app(name, &patch).await {
                         tracing::warn!(app = %name, error = %e, "writing status");
                     }
                     return;
@@ -1541,11 +1649,7 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     if refreshed {
         patch["metadata"] = json!({"annotations": {REFRESH_ANNOTATION: null}});
     }
-    if let Err(e) = shared
-        .apps
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+    if let Err(e) = shared.patch_app(name, &patch).await {
         tracing::warn!(app = %name, error = %e, "writing status");
     }
 }
@@ -1707,6 +1811,11 @@ pub(crate) async fn compare_app(
             };
         }
     };
+    if let Err(message) =
+        crate::project::source_namespace(raw, &shared.config.namespace, &project_name, &project)
+    {
+        return invalid(raw, &message, &now);
+    }
     if let Err(message) = crate::project::check(raw, &project_name, &project) {
         return invalid(raw, &message, &now);
     }
@@ -2023,11 +2132,7 @@ async fn run_sync(
         "operation": operation, "phase": "Running", "message": "syncing", "startedAt": started,
         "finishedAt": null, "syncResult": null, "retryCount": null, "berth": null,
     }}});
-    if let Err(e) = shared
-        .apps
-        .patch(name, &PatchParams::default(), &Patch::Merge(&running))
-        .await
-    {
+    if let Err(e) = shared.patch_app(name, &running).await {
         tracing::warn!(app = %name, error = %e, "recording the sync start");
     }
     tracing::info!(app = %name, revision = %ready.revision, automated = request.automated, "sync started");
@@ -2167,11 +2272,7 @@ async fn run_sync(
                                 "message": format!("{} wave {}: {} of {} steps done", r.phase, r.wave, r.done, r.total),
                                 "syncResult": {"resources": recent},
                             }}});
-                            if let Err(e) = shared
-                                .apps
-                                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                                .await
-                            {
+                            if let Err(e) = shared.patch_app(&name, &patch).await {
                                 tracing::debug!(app = %name, error = %e, "writing sync progress");
                             }
                             // A pause between writes; the end of the sync ends
@@ -2232,10 +2333,7 @@ async fn run_sync(
                         "retryCount": attempt,
                         "message": format!("retrying attempt #{attempt} in {}s: {}", wait.as_secs(), outcome.message),
                     }}});
-                    let _ = shared
-                        .apps
-                        .patch(name, &PatchParams::default(), &Patch::Merge(&retrying))
-                        .await;
+                    let _ = shared.patch_app(name, &retrying).await;
                     // A termination asked for during the wait ends it.
                     let deadline = tokio::time::Instant::now() + wait;
                     while tokio::time::Instant::now() < deadline && !executor.cancelled() {
@@ -2365,11 +2463,7 @@ async fn run_sync(
         }
     }
     let patch = json!({"status": {"operationState": state, "history": history}, "operation": null});
-    if let Err(e) = shared
-        .apps
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+    if let Err(e) = shared.patch_app(name, &patch).await {
         tracing::warn!(app = %name, error = %e, "recording the sync outcome");
     }
     if !request.dry_run {
@@ -2399,10 +2493,18 @@ async fn write_records(
     {
         r.remove("resources");
     }
+    // Beside their Application: an owner reference cannot cross
+    // namespaces.
+    let (namespace, app_name) = shared.config.split_key(name);
+    let records = if namespace == shared.config.namespace {
+        shared.records.clone()
+    } else {
+        Api::namespaced_with(shared.client.clone(), namespace, &syncrecord_resource())
+    };
     let summary = record::SyncSummary {
-        app: name,
+        app: app_name,
         app_uid: uid,
-        namespace: &shared.config.namespace,
+        namespace,
         started_secs,
         state: &summary_state,
     };
@@ -2410,13 +2512,16 @@ async fn write_records(
         let Ok(obj) = serde_json::from_value::<DynamicObject>(rec) else {
             continue;
         };
-        if let Err(e) = shared.records.create(&PostParams::default(), &obj).await {
+        if let Err(e) = records.create(&PostParams::default(), &obj).await {
             tracing::warn!(app = %name, error = %e, "writing a SyncRecord");
         }
     }
-    let selector = format!("{}={}", record::APP_LABEL, record::app_label_value(name));
-    let Ok(list) = shared
-        .records
+    let selector = format!(
+        "{}={}",
+        record::APP_LABEL,
+        record::app_label_value(app_name)
+    );
+    let Ok(list) = records
         .list_metadata(&ListParams::default().labels(&selector))
         .await
     else {
@@ -2451,7 +2556,7 @@ async fn write_records(
         if sync < oldest_kept
             && let Some(n) = &r.metadata.name
         {
-            let _ = shared.records.delete(n, &Default::default()).await;
+            let _ = records.delete(n, &Default::default()).await;
         }
     }
 }

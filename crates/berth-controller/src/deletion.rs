@@ -18,7 +18,6 @@ use std::time::{Duration, SystemTime};
 
 use berth_api::time::rfc3339;
 use berth_engine::plan::{DeletionInput, Propagation, Resource, Step};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
@@ -185,11 +184,7 @@ pub(crate) async fn finalize(shared: &Arc<Shared>, name: &str, raw: &Value) -> F
         "finalizers": kept,
         "resourceVersion": raw.pointer("/metadata/resourceVersion"),
     }});
-    match shared
-        .apps
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+    match shared.patch_app(name, &patch).await {
         Ok(_) => {
             tracing::info!(app = %name, skipped = plan.skipped.len(), "application's resources deleted");
             shared
@@ -219,11 +214,7 @@ async fn write_condition(shared: &Shared, name: &str, message: &str, now: &str) 
     let patch = json!({"status": {"conditions": [
         {"type": "DeletionError", "message": message, "lastTransitionTime": now}
     ]}});
-    if let Err(e) = shared
-        .apps
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+    if let Err(e) = shared.patch_app(name, &patch).await {
         tracing::warn!(app = %name, error = %e, "writing the deletion condition");
     }
 }

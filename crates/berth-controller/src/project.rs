@@ -39,6 +39,32 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// An Application outside the control namespace belongs to its project
+/// only when the project's `sourceNamespaces` names that namespace (globs,
+/// `!` denials), as in Argo CD: otherwise anyone who may write
+/// Applications in some namespace could deploy with any project's rights.
+pub fn source_namespace(
+    app: &Value,
+    control_namespace: &str,
+    project_name: &str,
+    project: &Value,
+) -> Result<(), String> {
+    let namespace = app
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(control_namespace);
+    if namespace == control_namespace {
+        return Ok(());
+    }
+    let allowed = strings(project.get("sourceNamespaces"));
+    if permitted(allowed.iter().map(String::as_str), namespace) {
+        return Ok(());
+    }
+    Err(format!(
+        "metadata.namespace: Applications in namespace {namespace:?} are not permitted in project {project_name:?}: add {namespace:?} to the project's spec.sourceNamespaces, or create the Application in {control_namespace:?}"
+    ))
+}
+
 /// Checks an Application (as stored) against its AppProject's `spec`;
 /// the error names the field and the project, for an `InvalidSpecError`
 /// condition.
@@ -229,6 +255,18 @@ pub fn resource_permitted(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn source_namespaces() {
+        let app = |ns: &str| json!({"metadata": {"name": "a", "namespace": ns}});
+        let project = json!({"sourceNamespaces": ["team-*", "!team-secret"]});
+        assert!(source_namespace(&app("argocd"), "argocd", "p", &json!({})).is_ok());
+        assert!(source_namespace(&app("team-a"), "argocd", "p", &project).is_ok());
+        let err = source_namespace(&app("team-secret"), "argocd", "p", &project).unwrap_err();
+        assert!(err.contains("spec.sourceNamespaces"), "{err}");
+        assert!(source_namespace(&app("other"), "argocd", "p", &project).is_err());
+        assert!(source_namespace(&app("team-a"), "argocd", "p", &json!({})).is_err());
+    }
 
     #[test]
     fn globs() {

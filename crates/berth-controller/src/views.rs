@@ -87,11 +87,7 @@ impl Views {
     /// source, comma-separated, empty keeping a source's own) when given.
     pub async fn managed(&self, app: &Value, revision: Option<&str>) -> Result<Managed, ViewError> {
         let shared = self.state()?;
-        let name = app
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let name = shared.key_of(app);
         let mut stored = app.clone();
         // A requested operation would change what is rendered: the view is
         // of the spec (or of the revision asked for).

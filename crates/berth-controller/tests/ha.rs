@@ -146,8 +146,19 @@ async fn one_leader_syncs_and_a_standby_takes_over() {
         ],
         None,
     );
+    let lead_before = synced_count(&lead.1);
     until("the new leader's sync", || color() == "green").await;
-    assert!(synced_count(&standby.1) >= 1, "synced by the new leader");
+    // The count follows the apply (after the status write), so it is
+    // waited for, not read at once.
+    until("the new leader's sync counted", || {
+        synced_count(&standby.1) >= 1
+    })
+    .await;
+    assert_eq!(
+        synced_count(&lead.1),
+        lead_before,
+        "the dead leader synced nothing more"
+    );
     let _ = standby.2.send(());
     let _ = standby.3.await;
     drop(lead.4);

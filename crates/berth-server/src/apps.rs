@@ -260,13 +260,82 @@ pub(crate) fn labels_of(app: &DynamicObject) -> serde_json::Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// The RBAC object of an Application: `project/name`.
-pub(crate) fn rbac_object(app: &DynamicObject) -> String {
-    format!(
-        "{}/{}",
-        project_of(app),
-        app.metadata.name.as_deref().unwrap_or_default()
-    )
+/// The RBAC object of an Application: `project/name`, or Argo CD's
+/// `project/namespace/name` for one outside the control namespace.
+pub(crate) fn rbac_object(state: &AppState, app: &DynamicObject) -> String {
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    match app.metadata.namespace.as_deref() {
+        Some(ns) if ns != state.namespace => format!("{}/{ns}/{name}", project_of(app)),
+        _ => format!("{}/{name}", project_of(app)),
+    }
+}
+
+/// An Application a route names: `{name}`, in the namespace of Argo CD's
+/// `appNamespace` query parameter (the control namespace without it), or
+/// `{namespace/name}`.
+#[derive(Debug, Clone)]
+pub struct AppRef {
+    /// Its name.
+    pub name: String,
+    /// Its namespace, when the request names one.
+    pub namespace: Option<String>,
+}
+
+impl AppRef {
+    /// The reference of an Application object.
+    pub fn of(app: &DynamicObject) -> AppRef {
+        AppRef {
+            name: app.metadata.name.clone().unwrap_or_default(),
+            namespace: app.metadata.namespace.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for AppRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AppRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let param = query_pairs(parts.uri.query())
+            .into_iter()
+            .find(|(k, _)| k == "appNamespace")
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty());
+        // Berth's extension: `namespace/name` (the `/` encoded) in the
+        // path, as Argo CD's CLI takes it.
+        match name.split_once('/') {
+            Some((ns, n)) => {
+                if param.as_deref().is_some_and(|p| p != ns) {
+                    return Err(ApiError::bad_request(format!(
+                        "appNamespace {:?} differs from the namespace {ns:?} in the name {name:?}",
+                        param.unwrap_or_default()
+                    )));
+                }
+                Ok(AppRef {
+                    name: n.to_string(),
+                    namespace: Some(ns.to_string()),
+                })
+            }
+            None => Ok(AppRef {
+                name,
+                namespace: param,
+            }),
+        }
+    }
 }
 
 /// An Application as the API returns it: without `managedFields`.
@@ -307,6 +376,7 @@ async fn list(
                 .ok_or_else(|| ApiError::bad_request("continue: not a token this server gave"))?,
         ),
     };
+    let app_namespace = one("appNamespace").filter(|n| !n.is_empty());
     let (name, selector, repo, sync, health, search) = (
         one("name"),
         one("selector"),
@@ -327,11 +397,20 @@ async fn list(
                 &caller.groups,
                 "applications",
                 "get",
-                &rbac_object(a),
+                &rbac_object(&state, a),
             )
         })
         .collect();
-    apps.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    // Pages in (name, namespace) order; the continue token is the last
+    // item's `name/namespace`.
+    let order = |a: &DynamicObject| {
+        format!(
+            "{}/{}",
+            a.metadata.name.as_deref().unwrap_or_default(),
+            a.metadata.namespace.as_deref().unwrap_or_default()
+        )
+    };
+    apps.sort_by_cached_key(|a| order(a));
     let matching = apps.into_iter().filter(|a| {
         let n = a.metadata.name.as_deref().unwrap_or_default();
         let d = &a.data;
@@ -339,6 +418,9 @@ async fn list(
         let project = project_of(a);
         let labels = labels_of(a);
         name.as_deref().is_none_or(|x| x == n)
+            && app_namespace
+                .as_deref()
+                .is_none_or(|x| a.metadata.namespace.as_deref() == Some(x))
             && (projects.is_empty() || projects.contains(&project))
             && selector
                 .as_deref()
@@ -356,11 +438,7 @@ async fn list(
                 .is_none_or(|s| n.to_lowercase().contains(s))
     });
     let after_start: Vec<Arc<DynamicObject>> = matching
-        .filter(|a| {
-            after
-                .as_deref()
-                .is_none_or(|last| a.metadata.name.as_deref().unwrap_or_default() > last)
-        })
+        .filter(|a| after.as_deref().is_none_or(|last| order(a).as_str() > last))
         .collect();
     let total = after_start.len();
     let page: Vec<&Arc<DynamicObject>> = after_start
@@ -369,7 +447,7 @@ async fn list(
         .collect();
     let mut metadata = json!({});
     if page.len() < total
-        && let Some(last) = page.last().and_then(|a| a.metadata.name.clone())
+        && let Some(last) = page.last().map(|a| order(a))
     {
         metadata["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last));
         metadata["remainingItemCount"] = json!(total - page.len());
@@ -378,12 +456,28 @@ async fn list(
     Ok(Json(json!({"metadata": metadata, "items": items})))
 }
 
-pub(crate) async fn fetch(state: &AppState, name: &str) -> Result<DynamicObject, ApiError> {
+pub(crate) async fn fetch(state: &AppState, app: &AppRef) -> Result<DynamicObject, ApiError> {
+    let namespace = app.namespace.as_deref().unwrap_or(&state.namespace);
+    if !state.app_namespace_enabled(namespace) {
+        return Err(ApiError::bad_request(format!(
+            "appNamespace {namespace:?}: Applications in this namespace are not enabled (application.namespaces in argocd-cmd-params-cm)"
+        )));
+    }
     state
-        .apps
-        .get(name)
+        .apps_in(namespace)
+        .get(&app.name)
         .await
-        .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))
+        .map_err(|e| ApiError::kube(&format!("application {:?}", app.to_string()), e))
+}
+
+/// The Applications of `app`'s namespace.
+fn api_of(state: &AppState, app: &DynamicObject) -> kube::Api<DynamicObject> {
+    state.apps_in(
+        app.metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(&state.namespace),
+    )
 }
 
 /// `GET /api/v1/applications/{name}`; `?refresh=normal|hard` sets Argo
@@ -391,12 +485,13 @@ pub(crate) async fn fetch(state: &AppState, name: &str) -> Result<DynamicObject,
 async fn get_app(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let params = query_pairs(raw.as_deref());
-    let app = fetch(&state, &name).await?;
-    state.authorize(&caller, "applications", "get", &rbac_object(&app))?;
+    let name = app_ref.to_string();
+    let app = fetch(&state, &app_ref).await?;
+    state.authorize(&caller, "applications", "get", &rbac_object(&state, &app))?;
     if let Some((_, kind)) = params.iter().find(|(k, _)| k == "refresh") {
         if kind != "normal" && kind != "hard" {
             return Err(ApiError::bad_request(format!(
@@ -404,9 +499,12 @@ async fn get_app(
             )));
         }
         let patch = json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": kind}}});
-        let obj = state
-            .apps
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        let obj = api_of(&state, &app)
+            .patch(
+                &app_ref.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
             .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
         return Ok(Json(render(&obj)));
@@ -414,10 +512,16 @@ async fn get_app(
     Ok(Json(render(&app)))
 }
 
-/// An Application from a request body: Argo CD's `Application` JSON, put
-/// in the control namespace; `status` and `operation` are not the
+/// An Application from a request body: Argo CD's `Application` JSON, in
+/// the control namespace unless it names another that is enabled (for an
+/// update, the existing one's); `status` and `operation` are not the
 /// caller's to write.
-fn incoming(state: &AppState, body: &Value, name: Option<&str>) -> Result<DynamicObject, ApiError> {
+fn incoming(
+    state: &AppState,
+    body: &Value,
+    existing: Option<&DynamicObject>,
+) -> Result<DynamicObject, ApiError> {
+    let name = existing.and_then(|e| e.metadata.name.as_deref());
     let mut app = body.clone();
     if !app.is_object() {
         return Err(ApiError::bad_request(
@@ -445,17 +549,28 @@ fn incoming(state: &AppState, body: &Value, name: Option<&str>) -> Result<Dynami
         None if given.is_empty() => return Err(ApiError::bad_request("metadata.name: required")),
         None => {}
     }
-    let namespace = app
+    let given_ns = app
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
-        .unwrap_or_default();
-    if !namespace.is_empty() && namespace != state.namespace {
-        return Err(ApiError::bad_request(format!(
-            "metadata.namespace {namespace:?}: applications live in {:?}",
-            state.namespace
-        )));
-    }
-    app["metadata"]["namespace"] = json!(state.namespace);
+        .unwrap_or_default()
+        .to_string();
+    let namespace = match existing.and_then(|e| e.metadata.namespace.clone()) {
+        Some(current) if !given_ns.is_empty() && given_ns != current => {
+            return Err(ApiError::bad_request(format!(
+                "metadata.namespace {given_ns:?}: the application lives in {current:?}; an application cannot move"
+            )));
+        }
+        Some(current) => current,
+        None if given_ns.is_empty() => state.namespace.clone(),
+        None if state.app_namespace_enabled(&given_ns) => given_ns,
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "metadata.namespace {given_ns:?}: Applications in this namespace are not enabled; use {:?} or a namespace of application.namespaces in argocd-cmd-params-cm",
+                state.namespace
+            )));
+        }
+    };
+    app["metadata"]["namespace"] = json!(namespace);
     if !app.get("spec").is_some_and(Value::is_object) {
         return Err(ApiError::bad_request("spec: required"));
     }
@@ -467,6 +582,27 @@ fn incoming(state: &AppState, body: &Value, name: Option<&str>) -> Result<Dynami
     serde_json::from_value(app).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+/// Refuses an Application outside the control namespace whose project's
+/// `sourceNamespaces` does not name its namespace (the controller would
+/// not reconcile it).
+async fn source_namespace_permitted(state: &AppState, app: &DynamicObject) -> Result<(), ApiError> {
+    if app.metadata.namespace.as_deref() == Some(state.namespace.as_str()) {
+        return Ok(());
+    }
+    let project = project_of(app).to_string();
+    let spec = crate::projects::fetch(state, &project)
+        .await
+        .map(|p| p.data.get("spec").cloned().unwrap_or(Value::Null))
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "spec.project: AppProject {project:?} does not exist in namespace {:?}",
+                state.namespace
+            ))
+        })?;
+    berth_controller::project::source_namespace(&render(app), &state.namespace, &project, &spec)
+        .map_err(ApiError::forbidden)
+}
+
 /// `POST /api/v1/applications`: creates an application; with
 /// `?upsert=true` an existing one gets the new spec.
 async fn create(
@@ -476,22 +612,33 @@ async fn create(
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let app = incoming(&state, &body, None)?;
-    state.authorize(&caller, "applications", "create", &rbac_object(&app))?;
+    state.authorize(
+        &caller,
+        "applications",
+        "create",
+        &rbac_object(&state, &app),
+    )?;
+    source_namespace_permitted(&state, &app).await?;
     let name = app.metadata.name.clone().unwrap_or_default();
     let upsert = query_pairs(raw.as_deref())
         .iter()
         .any(|(k, v)| k == "upsert" && v == "true");
-    match state.apps.create(&PostParams::default(), &app).await {
+    let api = api_of(&state, &app);
+    match api.create(&PostParams::default(), &app).await {
         Ok(obj) => {
             tracing::info!(user = %caller.user, app = %name, "application created");
             Ok(Json(render(&obj)))
         }
         Err(kube::Error::Api(s)) if s.code == 409 && upsert => {
-            state.authorize(&caller, "applications", "update", &rbac_object(&app))?;
+            state.authorize(
+                &caller,
+                "applications",
+                "update",
+                &rbac_object(&state, &app),
+            )?;
             let patch = json!({"metadata": {"labels": app.metadata.labels, "annotations": app.metadata.annotations},
                 "spec": app.data.get("spec")});
-            let obj = state
-                .apps
+            let obj = api
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
                 .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
@@ -509,14 +656,26 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let current = fetch(&state, &name).await?;
-    state.authorize(&caller, "applications", "update", &rbac_object(&current))?;
-    let app = incoming(&state, &body, Some(&name))?;
+    let name = app_ref.to_string();
+    let current = fetch(&state, &app_ref).await?;
+    state.authorize(
+        &caller,
+        "applications",
+        "update",
+        &rbac_object(&state, &current),
+    )?;
+    let app = incoming(&state, &body, Some(&current))?;
     // Moving an app to another project needs the right there too.
-    state.authorize(&caller, "applications", "update", &rbac_object(&app))?;
+    state.authorize(
+        &caller,
+        "applications",
+        "update",
+        &rbac_object(&state, &app),
+    )?;
+    source_namespace_permitted(&state, &app).await?;
     // The controller writes the status meanwhile: a replace that meets
     // a newer version is made again on it (the spec is the caller's).
     let mut current = current;
@@ -525,9 +684,8 @@ async fn update(
         replaced.metadata.labels = app.metadata.labels.clone();
         replaced.metadata.annotations = app.metadata.annotations.clone();
         replaced.data["spec"] = app.data.get("spec").cloned().unwrap_or(Value::Null);
-        match state
-            .apps
-            .replace(&name, &PostParams::default(), &replaced)
+        match api_of(&state, &current)
+            .replace(&app_ref.name, &PostParams::default(), &replaced)
             .await
         {
             Ok(obj) => {
@@ -535,7 +693,7 @@ async fn update(
                 return Ok(Json(render(&obj)));
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
-                current = fetch(&state, &name).await?;
+                current = fetch(&state, &app_ref).await?;
             }
             Err(e) => return Err(ApiError::kube(&format!("application {name:?}"), e)),
         }
@@ -553,11 +711,18 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let app = fetch(&state, &name).await?;
-    state.authorize(&caller, "applications", "delete", &rbac_object(&app))?;
+    let name = app_ref.to_string();
+    let app = fetch(&state, &app_ref).await?;
+    state.authorize(
+        &caller,
+        "applications",
+        "delete",
+        &rbac_object(&state, &app),
+    )?;
+    let api = api_of(&state, &app);
     let params = query_pairs(raw.as_deref());
     let cascade = params
         .iter()
@@ -599,16 +764,19 @@ async fn remove(
             break;
         }
         let patch = json!({"metadata": {"finalizers": wanted, "resourceVersion": app.metadata.resource_version}});
-        match state
-            .apps
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        match api
+            .patch(
+                &app_ref.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(_) => {
                 settled = true;
                 break;
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => app = fetch(&state, &name).await?,
+            Err(kube::Error::Api(s)) if s.code == 409 => app = fetch(&state, &app_ref).await?,
             Err(e) => return Err(ApiError::kube(&format!("application {name:?}"), e)),
         }
     }
@@ -617,9 +785,7 @@ async fn remove(
             "application {name:?} keeps changing; try again"
         )));
     }
-    state
-        .apps
-        .delete(&name, &DeleteParams::default())
+    api.delete(&app_ref.name, &DeleteParams::default())
         .await
         .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
     if cascade {
@@ -637,7 +803,9 @@ async fn request_operation(
     app: &DynamicObject,
     operation: Value,
 ) -> Result<Json<Value>, ApiError> {
-    let name = app.metadata.name.clone().unwrap_or_default();
+    let app_ref = AppRef::of(app);
+    let name = app_ref.to_string();
+    let api = api_of(state, app);
     let mut app = app.clone();
     // The version guard keeps two requests from both writing an operation;
     // a newer version because the controller wrote the status is checked
@@ -652,13 +820,16 @@ async fn request_operation(
             "metadata": {"resourceVersion": app.metadata.resource_version},
             "operation": operation,
         });
-        match state
-            .apps
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        match api
+            .patch(
+                &app_ref.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(obj) => return Ok(Json(render(&obj))),
-            Err(kube::Error::Api(s)) if s.code == 409 => app = fetch(state, &name).await?,
+            Err(kube::Error::Api(s)) if s.code == 409 => app = fetch(state, &app_ref).await?,
             Err(e) => return Err(ApiError::kube(&format!("application {name:?}"), e)),
         }
     }
@@ -672,7 +843,7 @@ async fn request_operation(
 async fn sync(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     body: Option<Json<Value>>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map(|b| b.0).unwrap_or_else(|| json!({}));
@@ -681,8 +852,9 @@ async fn sync(
             "manifests: syncing local manifests is not supported; commit them to Git",
         ));
     }
-    let app = fetch(&state, &name).await?;
-    state.authorize(&caller, "applications", "sync", &rbac_object(&app))?;
+    let name = app_ref.to_string();
+    let app = fetch(&state, &app_ref).await?;
+    state.authorize(&caller, "applications", "sync", &rbac_object(&state, &app))?;
     // Refused at once when the project's sync windows block manual syncs
     // (the controller's admission point would hold the operation).
     let project = project_of(&app).to_string();
@@ -732,11 +904,12 @@ async fn sync(
 async fn rollback(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let app = fetch(&state, &name).await?;
-    state.authorize(&caller, "applications", "sync", &rbac_object(&app))?;
+    let name = app_ref.to_string();
+    let app = fetch(&state, &app_ref).await?;
+    state.authorize(&caller, "applications", "sync", &rbac_object(&state, &app))?;
     if app
         .data
         .pointer("/spec/syncPolicy/automated")
@@ -795,10 +968,11 @@ async fn rollback(
 async fn terminate(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
 ) -> Result<Json<Value>, ApiError> {
-    let app = fetch(&state, &name).await?;
-    state.authorize(&caller, "applications", "sync", &rbac_object(&app))?;
+    let name = app_ref.to_string();
+    let app = fetch(&state, &app_ref).await?;
+    state.authorize(&caller, "applications", "sync", &rbac_object(&state, &app))?;
     let phase = app
         .data
         .pointer("/status/operationState/phase")
@@ -809,9 +983,12 @@ async fn terminate(
         )));
     }
     let patch = json!({"status": {"operationState": {"phase": "Terminating"}}});
-    state
-        .apps
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+    api_of(&state, &app)
+        .patch(
+            &app_ref.name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
         .map_err(|e| ApiError::kube(&format!("application {name:?}"), e))?;
     tracing::info!(user = %caller.user, app = %name, "termination requested");

@@ -167,7 +167,7 @@ pub async fn list(
                 &caller,
                 "applications",
                 "get",
-                &crate::apps::rbac_object(&obj),
+                &crate::apps::rbac_object(&state, &obj),
             )?;
             lp = lp.labels(&format!("berth.io/application={app}"));
         }

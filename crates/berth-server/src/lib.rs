@@ -90,6 +90,9 @@ pub struct Shared {
     pub namespace: String,
     /// Applications in it.
     pub apps: Api<DynamicObject>,
+    /// Other namespaces whose Applications are served (globs, from
+    /// `application.namespaces` in `argocd-cmd-params-cm`, read at start).
+    pub app_namespaces: Vec<String>,
     /// A watch-fed copy of them, for lists without a request to the API
     /// server.
     pub store: Store<DynamicObject>,
@@ -119,6 +122,29 @@ pub struct AppChange {
 }
 
 impl Shared {
+    /// Whether Applications in `namespace` are served: the control
+    /// namespace's, and those `application.namespaces` enables.
+    pub fn app_namespace_enabled(&self, namespace: &str) -> bool {
+        namespace == self.namespace
+            || self
+                .app_namespaces
+                .iter()
+                .any(|g| berth_engine::glob::glob(g, namespace))
+    }
+
+    /// The Applications of `namespace`.
+    pub fn apps_in(&self, namespace: &str) -> Api<DynamicObject> {
+        if namespace == self.namespace {
+            self.apps.clone()
+        } else {
+            Api::namespaced_with(
+                self.client.clone(),
+                namespace,
+                &berth_cluster::bootstrap::application_resource(),
+            )
+        }
+    }
+
     /// The policy in force.
     pub fn policy(&self) -> Arc<rbac::Policy> {
         self.policy
@@ -189,11 +215,31 @@ impl Server {
         let resource = berth_cluster::bootstrap::application_resource();
         let apps: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &config.namespace, &resource);
-        let writer = reflector::store::Writer::new(resource);
+        let app_namespaces =
+            berth_controller::controller::read_application_namespaces(&client, &config.namespace)
+                .await;
+        let writer = reflector::store::Writer::new(resource.clone());
         let store = writer.as_reader();
+        // With other namespaces enabled all are watched, and only theirs
+        // kept.
+        let watched = if app_namespaces.is_empty() {
+            apps.clone()
+        } else {
+            Api::all_with(client.clone(), &resource)
+        };
+        let (control, globs) = (config.namespace.clone(), app_namespaces.clone());
         let feed = reflector::reflector(
             writer,
-            watcher::watcher(apps.clone(), watcher::Config::default()),
+            watcher::watcher(watched, watcher::Config::default()).filter(move |event| {
+                let keep = match event {
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                        let ns = o.metadata.namespace.as_deref().unwrap_or_default();
+                        ns == control || globs.iter().any(|g| berth_engine::glob::glob(g, ns))
+                    }
+                    _ => true,
+                };
+                std::future::ready(keep)
+            }),
         );
         let (changes, _) = tokio::sync::broadcast::channel(4096);
         let suffix: String = auth::random_bytes(4)
@@ -214,6 +260,7 @@ impl Server {
             client: client.clone(),
             namespace: config.namespace.clone(),
             apps,
+            app_namespaces,
             store: store.clone(),
             auth,
             policy: RwLock::new(Arc::new(rbac::Policy::from_data(&BTreeMap::new()))),

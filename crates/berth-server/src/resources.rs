@@ -4,7 +4,7 @@
 //! running in the same process ([`berth_controller::views`]); events come
 //! from the API server. Every route needs `applications, get` on the app.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::{Extension, Json};
 use berth_cluster::live::ObjectKey;
 use berth_controller::views::{Managed, ViewError, Views};
@@ -13,7 +13,7 @@ use kube::Api;
 use kube::api::{DynamicObject, ListParams};
 use serde_json::{Value, json};
 
-use crate::apps::{fetch, query_pairs, rbac_object};
+use crate::apps::{AppRef, fetch, query_pairs, rbac_object};
 use crate::error::ApiError;
 use crate::{AppState, Caller};
 
@@ -21,10 +21,10 @@ use crate::{AppState, Caller};
 async fn readable(
     state: &AppState,
     caller: &Caller,
-    name: &str,
+    app: &AppRef,
 ) -> Result<DynamicObject, ApiError> {
-    let app = fetch(state, name).await?;
-    state.authorize(caller, "applications", "get", &rbac_object(&app))?;
+    let app = fetch(state, app).await?;
+    state.authorize(caller, "applications", "get", &rbac_object(state, &app))?;
     Ok(app)
 }
 
@@ -82,10 +82,10 @@ fn json_text(v: &Option<Value>) -> Value {
 pub async fn managed(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let app = readable(&state, &caller, &name).await?;
+    let app = readable(&state, &caller, &app_ref).await?;
     let params = query_pairs(raw.as_deref());
     let filter = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str());
     let managed = managed_at(&state, &app, None).await?;
@@ -124,10 +124,10 @@ pub async fn managed(
 pub async fn diff(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let app = readable(&state, &caller, &name).await?;
+    let app = readable(&state, &caller, &app_ref).await?;
     let revision = revision_of(raw.as_deref());
     let managed = managed_at(&state, &app, revision.as_deref()).await?;
     let items: Vec<Value> = managed
@@ -152,10 +152,10 @@ pub async fn diff(
 pub async fn manifests(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let app = readable(&state, &caller, &name).await?;
+    let app = readable(&state, &caller, &app_ref).await?;
     let revision = revision_of(raw.as_deref());
     let managed = managed_at(&state, &app, revision.as_deref()).await?;
     let manifests: Vec<String> = managed.desired.iter().map(Value::to_string).collect();
@@ -172,9 +172,10 @@ pub async fn manifests(
 pub async fn tree(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
 ) -> Result<Json<Value>, ApiError> {
-    let app = readable(&state, &caller, &name).await?;
+    let name = app_ref.to_string();
+    let app = readable(&state, &caller, &app_ref).await?;
     let tree = views(&state)?
         .tree(&as_value(&app))
         .await
@@ -211,10 +212,11 @@ fn requested_key(params: &[(String, String)]) -> Result<ObjectKey, ApiError> {
 pub async fn resource(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let app = readable(&state, &caller, &name).await?;
+    let name = app_ref.to_string();
+    let app = readable(&state, &caller, &app_ref).await?;
     let key = requested_key(&query_pairs(raw.as_deref()))?;
     let obj = views(&state)?
         .live_object(&as_value(&app), &key)
@@ -234,10 +236,11 @@ pub async fn resource(
 pub async fn events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    app_ref: AppRef,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let app = readable(&state, &caller, &name).await?;
+    let name = app_ref.to_string();
+    let app = readable(&state, &caller, &app_ref).await?;
     let params = query_pairs(raw.as_deref());
     let get = |k: &str| {
         params

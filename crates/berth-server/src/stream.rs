@@ -97,7 +97,7 @@ pub async fn applications(
                     &caller.groups,
                     "applications",
                     "get",
-                    &rbac_object(&change.app),
+                    &rbac_object(&state, &change.app),
                 );
             visible.then(|| Ok(event(change.kind, &change.app)))
         }

@@ -127,8 +127,13 @@ fn normalize_path(p: &str) -> String {
     out.join("/")
 }
 
-/// The apps a push concerns.
-pub fn affected(apps: &[std::sync::Arc<DynamicObject>], event: &PushEvent) -> Vec<String> {
+/// The apps a push concerns, by name (`namespace/name` outside
+/// `control_namespace`).
+pub fn affected(
+    apps: &[std::sync::Arc<DynamicObject>],
+    event: &PushEvent,
+    control_namespace: &str,
+) -> Vec<String> {
     let mut names = Vec::new();
     for app in apps {
         let sources: Vec<&Value> = app
@@ -148,7 +153,10 @@ pub fn affected(apps: &[std::sync::Arc<DynamicObject>], event: &PushEvent) -> Ve
             .any(|s| source_follows(s, event) && paths_touched(app, s, event))
             && let Some(n) = &app.metadata.name
         {
-            names.push(n.clone());
+            match app.metadata.namespace.as_deref() {
+                Some(ns) if ns != control_namespace => names.push(format!("{ns}/{n}")),
+                _ => names.push(n.clone()),
+            }
         }
     }
     names.sort();
@@ -181,12 +189,16 @@ pub async fn receive(
             );
         }
     };
-    let names = affected(&state.store.state(), &event);
+    let names = affected(&state.store.state(), &event, &state.namespace);
     let patch = json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "normal"}}});
     for name in &names {
+        // `namespace/name` outside the control namespace.
+        let (namespace, app) = name
+            .split_once('/')
+            .unwrap_or((state.namespace.as_str(), name.as_str()));
         if let Err(e) = state
-            .apps
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .apps_in(namespace)
+            .patch(app, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             tracing::warn!(app = %name, error = %e, "refreshing after a webhook");
@@ -254,6 +266,9 @@ mod tests {
                 Some("../web;/docs"),
             ),
         ];
-        assert_eq!(affected(&apps, &event), ["narrowed-hit", "ssh", "web"]);
+        assert_eq!(
+            affected(&apps, &event, "argocd"),
+            ["narrowed-hit", "ssh", "web"]
+        );
     }
 }

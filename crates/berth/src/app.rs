@@ -390,13 +390,22 @@ fn policy(a: &Value) -> &'static str {
     }
 }
 
+/// An Application's name as commands take it: `namespace/name` outside
+/// the default control namespace.
+pub(crate) fn qualified_name(a: &Value) -> String {
+    match text(a, "/metadata/namespace") {
+        "" | berth_api::crds::CONTROL_NAMESPACE => text(a, "/metadata/name").to_string(),
+        ns => format!("{ns}/{}", text(a, "/metadata/name")),
+    }
+}
+
 fn app_row(a: &Value, wide: bool) -> Vec<String> {
     let project = match text(a, "/spec/project") {
         "" => "default",
         p => p,
     };
     let mut row = vec![
-        text(a, "/metadata/name").to_string(),
+        qualified_name(a),
         project.to_string(),
         text(a, "/status/sync/status").to_string(),
         text(a, "/status/health/status").to_string(),
@@ -490,7 +499,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
                 Output::Json | Output::Yaml => print_value(&json!(items), output)?,
                 Output::Name => {
                     for a in &items {
-                        println!("{}", text(a, "/metadata/name"));
+                        println!("{}", qualified_name(a));
                     }
                 }
                 Output::Table | Output::Wide => {
@@ -522,7 +531,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
             ))?;
             match output {
                 Output::Json | Output::Yaml => print_value(&a, output)?,
-                Output::Name => println!("{}", text(&a, "/metadata/name")),
+                Output::Name => println!("{}", qualified_name(&a)),
                 Output::Table | Output::Wide => {
                     let wide = output == Output::Wide;
                     print_table(&[header(wide), app_row(&a, wide)]);
