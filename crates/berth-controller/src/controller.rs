@@ -309,8 +309,8 @@ pub(crate) struct Cluster {
     pub(crate) server: String,
     /// Its name (`in-cluster` for the controller's own).
     pub(crate) name: String,
-    /// Its types, discovered again when CRDs or API services change (the
-    /// controller's own cluster) or at each connection (others).
+    /// Its types, discovered again when CRDs or API services change (for
+    /// a namespaced cluster, only at each connection).
     pub(crate) types: RwLock<Arc<ResourceTypes>>,
     pub(crate) live: LiveCache,
     pub(crate) applier: Applier,
@@ -875,43 +875,72 @@ async fn watch_argocd_cm(shared: Arc<Shared>, client: Client) {
 /// cluster's types are discovered again and the new ones watched, so an
 /// app that installs a CRD can manage its custom resources.
 async fn watch_api_types(shared: Arc<Shared>, client: Client) {
+    let local = Arc::downgrade(&shared.local);
+    watch_types_of(shared, local, client).await;
+}
+
+/// Discovers a cluster's types again when its CRDs or APIServices change,
+/// and watches the new ones; ends when the cluster is dropped (a remote
+/// one reconnected or removed).
+async fn watch_types_of(shared: Arc<Shared>, cluster: std::sync::Weak<Cluster>, client: Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+    use kube::runtime::WatchStreamExt;
+    // Backed off: credentials that may not watch these fail every time.
     let crds = watcher::watcher(
         Api::<CustomResourceDefinition>::all(client.clone()),
         watcher::Config::default(),
     )
+    .default_backoff()
     .map(|e| matches!(e, Ok(WatchEvent::Apply(_) | WatchEvent::Delete(_))));
     let services = watcher::watcher(
         Api::<APIService>::all(client.clone()),
         watcher::Config::default(),
     )
+    .default_backoff()
     .map(|e| matches!(e, Ok(WatchEvent::Apply(_) | WatchEvent::Delete(_))));
     let mut changes = futures::stream::select(crds.boxed(), services.boxed());
-    while let Some(changed) = changes.next().await {
-        if !changed {
-            continue;
+    let gone = || cluster.strong_count() == 0 || shared.stopping.load(Ordering::Relaxed);
+    loop {
+        // Looked at now and then, so watches of a cluster no longer used
+        // end even when nothing changes there.
+        let changed = tokio::select! {
+            c = changes.next() => c,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => Some(false),
+        };
+        match changed {
+            None => return,
+            _ if gone() => return,
+            Some(false) => continue,
+            Some(true) => {}
         }
         // A CRD changes several times on its way to Established: one
         // discovery for the burst.
         tokio::time::sleep(Duration::from_millis(300)).await;
         while let Some(Some(_)) = changes.next().now_or_never() {}
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
         match ResourceTypes::discover(&client).await {
             Ok(types) => {
                 let settings = shared.settings();
-                let added = shared.local.live.watch_more(&types, |t| {
-                    !settings
-                        .resources
-                        .excluded(&t.resource.group, &t.resource.kind, IN_CLUSTER)
+                let added = cluster.live.watch_more(&types, |t| {
+                    !settings.resources.excluded(
+                        &t.resource.group,
+                        &t.resource.kind,
+                        &cluster.server,
+                    )
                 });
-                if let Ok(mut current) = shared.local.types.write() {
+                if let Ok(mut current) = cluster.types.write() {
                     *current = Arc::new(types);
                 }
                 if !added.is_empty() {
-                    tracing::info!(types = ?added, "new resource types watched");
+                    tracing::info!(server = %cluster.server, types = ?added, "new resource types watched");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "discovering resource types again"),
+            Err(e) => {
+                tracing::warn!(server = %cluster.server, error = %e, "discovering resource types again")
+            }
         }
     }
 }
@@ -1038,8 +1067,17 @@ fn connect_cluster(shared: &Arc<Shared>, server: String, name: String, config: V
             }
             let ok = result.is_ok();
             let remote = match result {
-                Ok(cluster) => {
+                Ok((cluster, client, namespaced)) => {
                     tracing::info!(%server, %name, "cluster connected");
+                    // New CRDs there are watched as they come; a namespaced
+                    // cluster's credentials cannot watch them.
+                    if !namespaced {
+                        tokio::spawn(watch_types_of(
+                            Arc::clone(&shared),
+                            Arc::downgrade(&cluster),
+                            client,
+                        ));
+                    }
                     let mut changes = cluster.live.subscribe();
                     let follower = Arc::clone(&shared);
                     tokio::spawn(async move {
@@ -1094,7 +1132,7 @@ async fn connect_once(
     server: &str,
     name: &str,
     config: &Value,
-) -> Result<Arc<Cluster>, String> {
+) -> Result<(Arc<Cluster>, Client, bool), String> {
     let client = berth_cluster::remote::client_for(server, config)
         .await
         .map_err(|e| e.to_string())?;
@@ -1116,6 +1154,7 @@ async fn connect_once(
                 .map(String::from)
                 .collect()
         });
+    let namespaced = namespaces.is_some();
     let cluster_resources = namespaces.is_none()
         || config
             .get("berth.clusterResources")
@@ -1127,14 +1166,15 @@ async fn connect_once(
                 && !filter.excluded(&t.resource.group, &t.resource.kind, &server_owned)
         });
     let _ = live.wait_ready(Duration::from_secs(30)).await;
-    Ok(Arc::new(Cluster {
+    let cluster = Arc::new(Cluster {
         server: server.to_string(),
         name: name.to_string(),
         types: RwLock::new(Arc::new(types)),
         live,
-        applier: Applier::new(client, FIELD_MANAGER),
+        applier: Applier::new(client.clone(), FIELD_MANAGER),
         dry_runs: compare::DryRuns::default(),
-    }))
+    });
+    Ok((cluster, client, namespaced))
 }
 
 /// The label selector of Argo CD's repository Secrets.

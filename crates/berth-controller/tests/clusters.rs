@@ -2,7 +2,8 @@
 //! local control planes side by side and a real Git server: an app whose
 //! destination names the second cluster is synced there (and not in the
 //! controller's own), an app for a cluster that cannot be reached reports
-//! it while the others go on.
+//! it while the others go on; a CRD created there after the connection is
+//! discovered, and an app of its custom resources syncs.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 use std::time::Duration;
@@ -12,6 +13,10 @@ mod common;
 use base64::Engine;
 use common::{Harness, kubectl, until};
 use serde_json::{Value, json};
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.far.example\nspec:\n  group: far.example\n  names: {kind: Widget, plural: widgets, singular: widget}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n";
+const WIDGET: &str =
+    "apiVersion: far.example/v1\nkind: Widget\nmetadata:\n  name: gear\nspec:\n  teeth: 12\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_secret_destination_on_a_second_control_plane() {
@@ -34,7 +39,7 @@ async fn a_cluster_secret_destination_on_a_second_control_plane() {
     // The harness's app deploys to the controller's own cluster.
     let h = Harness::start(
         "clusters",
-        &[("app/cm.yaml", cm)],
+        &[("app/cm.yaml", cm), ("widgets/widget.yaml", WIDGET)],
         "    automated: {}\n",
         Duration::from_secs(30),
     )
@@ -84,12 +89,13 @@ async fn a_cluster_secret_destination_on_a_second_control_plane() {
         )),
     );
     let target_ns = format!("far-{}", std::process::id());
-    let app = |name: &str, destination: &str| {
+    let app_at = |name: &str, destination: &str, path: &str| {
         format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {}\nspec:\n  project: default\n  source:\n    repoURL: {}\n    targetRevision: main\n    path: app\n  destination:\n    name: {destination}\n    namespace: {target_ns}\n  syncPolicy:\n    automated: {{}}\n    syncOptions: [CreateNamespace=true]\n",
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: {}\nspec:\n  project: default\n  source:\n    repoURL: {}\n    targetRevision: main\n    path: {path}\n  destination:\n    name: {destination}\n    namespace: {target_ns}\n  syncPolicy:\n    automated: {{}}\n    syncOptions: [CreateNamespace=true]\n",
             h.control, h.url
         )
     };
+    let app = |name: &str, destination: &str| app_at(name, destination, "app");
     let far = format!("far-{}", std::process::id());
     let lost = format!("lost-{}", std::process::id());
     kubectl(&h.ns, &["apply", "-f", "-"], Some(&app(&far, "second")));
@@ -147,6 +153,39 @@ async fn a_cluster_secret_destination_on_a_second_control_plane() {
         "Synced",
         "the local app unaffected"
     );
+
+    // A CRD created on the second cluster after the connection: its
+    // type is discovered there, and an app of its resources syncs.
+    let crd = berth_testenv::kubectl(&second_kubeconfig, &["apply", "-f", "-"], Some(WIDGET_CRD))
+        .unwrap();
+    assert!(
+        crd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&crd.stderr)
+    );
+    let widgets = format!("widgets-{}", std::process::id());
+    kubectl(
+        &h.ns,
+        &["apply", "-f", "-"],
+        Some(&app_at(&widgets, "second", "widgets")),
+    );
+    until("the widget on the second cluster", || {
+        let out = on_second(&[
+            "get",
+            "widgets.far.example",
+            "gear",
+            "-n",
+            &target_ns,
+            "-o",
+            "jsonpath={.spec.teeth}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim() == "12"
+    })
+    .await;
+    until("the widgets app Synced", || {
+        app_json(&widgets)["status"]["sync"]["status"] == "Synced"
+    })
+    .await;
 
     // A namespaced cluster: credentials that reach the app's namespace only.
     on_second(&["create", "serviceaccount", "limited", "-n", &target_ns]);
