@@ -21,6 +21,12 @@ pub const SYNCRECORD_CRD: &str = include_str!("../../../deploy/crds/syncrecord.y
 /// Berth's audit log CRD (YAML).
 pub const AUDITENTRY_CRD: &str = include_str!("../../../deploy/crds/auditentry.yaml");
 
+/// Berth's sync approval gate CRD (YAML), cluster-scoped.
+pub const APPROVALGATE_CRD: &str = include_str!("../../../deploy/crds/approvalgate.yaml");
+
+/// Berth's sync request CRD (YAML).
+pub const SYNCREQUEST_CRD: &str = include_str!("../../../deploy/crds/syncrequest.yaml");
+
 /// The `default` AppProject, as Argo CD creates it: any source, any
 /// destination, every cluster-scoped kind.
 pub fn default_project(namespace: &str) -> serde_json::Value {
@@ -43,6 +49,8 @@ pub fn crds() -> Result<Vec<serde_json::Value>, serde_saphyr::Error> {
         APPPROJECT_CRD,
         SYNCRECORD_CRD,
         AUDITENTRY_CRD,
+        APPROVALGATE_CRD,
+        SYNCREQUEST_CRD,
     ]
     .iter()
     .map(|text| serde_saphyr::from_str(text))
@@ -61,6 +69,11 @@ mod tests {
         assert_eq!(crds[1]["metadata"]["name"], "appprojects.argoproj.io");
         assert_eq!(crds[2]["spec"]["group"], BERTH_GROUP);
         assert_eq!(crds[3]["metadata"]["name"], "auditentries.berth.io");
+        assert_eq!(
+            crds[4]["spec"]["scope"], "Cluster",
+            "gates: administrators only"
+        );
+        assert_eq!(crds[5]["metadata"]["name"], "syncrequests.berth.io");
         assert_eq!(default_project("argocd")["spec"]["sourceRepos"][0], "*");
     }
 }

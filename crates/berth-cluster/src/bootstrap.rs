@@ -1,7 +1,8 @@
 //! What the controller needs before it starts: Argo CD's Application and
 //! AppProject CRDs (installed when missing; an existing definition, such as
-//! Argo CD's own, is left as it is), the control namespace, and the
-//! `default` AppProject (created when missing, never overwritten).
+//! Argo CD's own, is left as it is), Berth's own CRDs (installed, and
+//! replaced when the shipped definition changed), the control namespace,
+//! and the `default` AppProject (created when missing, never overwritten).
 
 use std::time::Duration;
 
@@ -89,6 +90,26 @@ pub fn syncrecord_resource() -> ApiResource {
     }
 }
 
+/// Berth's ApprovalGate (cluster-scoped), for dynamic clients.
+pub fn approvalgate_resource() -> ApiResource {
+    berth_resource("ApprovalGate", "approvalgates")
+}
+
+/// Berth's SyncRequest, for dynamic clients.
+pub fn syncrequest_resource() -> ApiResource {
+    berth_resource("SyncRequest", "syncrequests")
+}
+
+fn berth_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: berth_api::crds::BERTH_GROUP.into(),
+        version: "v1alpha1".into(),
+        api_version: format!("{}/v1alpha1", berth_api::crds::BERTH_GROUP),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
 /// Berth's AuditEntry, for dynamic clients.
 pub fn auditentry_resource() -> ApiResource {
     ApiResource {
@@ -98,6 +119,19 @@ pub fn auditentry_resource() -> ApiResource {
         kind: "AuditEntry".into(),
         plural: "auditentries".into(),
     }
+}
+
+/// Marks Berth's CRDs with the revision of their shipped definition.
+const DEFINITION_ANNOTATION: &str = "berth.io/definition";
+
+/// A stable hash of a definition (FNV-1a over its JSON).
+fn definition_hash(def: &Value) -> String {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in def.to_string().bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// Installs what is missing, in `namespace` (Argo CD's `argocd` by
@@ -111,6 +145,13 @@ pub async fn install(client: &Client, namespace: &str) -> Result<Installed, Boot
     })?;
     let mut names = Vec::new();
     for def in definitions {
+        let ours = def.pointer("/spec/group").and_then(Value::as_str)
+            == Some(berth_api::crds::BERTH_GROUP);
+        let revision = definition_hash(&def);
+        let mut def = def;
+        if ours {
+            def["metadata"]["annotations"][DEFINITION_ANNOTATION] = Value::String(revision.clone());
+        }
         let crd: CustomResourceDefinition =
             serde_json::from_value(def).map_err(|e| BootstrapError::Definition {
                 what: "a CRD".into(),
@@ -122,6 +163,32 @@ pub async fn install(client: &Client, namespace: &str) -> Result<Installed, Boot
             .get_opt(&name)
             .await
             .map_err(api_err(format!("read CustomResourceDefinition {name}")))?;
+        // Berth's own definitions follow the binary (a new field in a
+        // schema would otherwise be pruned); Argo CD's are never touched.
+        if let Some(current) = &existing
+            && ours
+            && current
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DEFINITION_ANNOTATION))
+                != Some(&revision)
+        {
+            let mut replaced = crd.clone();
+            replaced.metadata.resource_version = current.metadata.resource_version.clone();
+            match crds.replace(&name, &PostParams::default(), &replaced).await {
+                Ok(_) => installed
+                    .created
+                    .push(format!("CustomResourceDefinition {name} (updated)")),
+                // Another replica updated it meanwhile.
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => {
+                    return Err(api_err(format!("update CustomResourceDefinition {name}"))(
+                        e,
+                    ));
+                }
+            }
+        }
         if existing.is_none() {
             match crds.create(&PostParams::default(), &crd).await {
                 Ok(_) => installed

@@ -259,7 +259,7 @@ pub(crate) struct Shared {
     pub(crate) local: Arc<Cluster>,
     /// The clusters of Argo CD's cluster Secrets, by server URL.
     pub(crate) remotes: RwLock<HashMap<String, Remote>>,
-    repos: Arc<RepoCache>,
+    pub(crate) repos: Arc<RepoCache>,
     /// One `ls-remote` per repository per interval, shared by its apps.
     poller: RefPoller,
     /// Render results by their inputs.
@@ -276,7 +276,12 @@ pub(crate) struct Shared {
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
     /// The control namespace's Applications.
     pub(crate) apps: Api<DynamicObject>,
-    client: Client,
+    pub(crate) client: Client,
+    /// The ApprovalGates as last read (`None`: not readable yet).
+    gates: RwLock<crate::gate::Gates>,
+    /// Signs and checks sync requests and approvals; `None` when the key
+    /// could not be had (gated syncs then wait).
+    pub(crate) signer: Option<crate::approval::Signer>,
     pub(crate) projects: Api<DynamicObject>,
     /// Berth's SyncRecords in the control namespace.
     records: Api<DynamicObject>,
@@ -378,6 +383,11 @@ impl Shared {
                 self.config.namespace
             )),
         }
+    }
+
+    /// The ApprovalGates as last read; `None` while they cannot be read.
+    pub(crate) fn gates(&self) -> crate::gate::Gates {
+        self.gates.read().map(|g| g.clone()).unwrap_or(None)
     }
 
     /// The settings in force now.
@@ -558,6 +568,16 @@ impl Controller {
             poll_interval(settings.reconciliation.unwrap_or(config.resync)),
         );
         let credentials = read_repo_secrets(&client, &config.namespace).await;
+        // Read before the first reconcile, so no gated app syncs unseen.
+        let gates = read_gates(&client).await;
+        let signer = match crate::approval::Signer::load_or_create(&client, &config.namespace).await
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "approval signing key: gated apps cannot sync");
+                None
+            }
+        };
         let apps = Api::namespaced_with(client.clone(), &config.namespace, &application_resource());
         let projects =
             Api::namespaced_with(client.clone(), &config.namespace, &appproject_resource());
@@ -594,6 +614,8 @@ impl Controller {
                 records,
                 apps,
                 client: client.clone(),
+                gates: RwLock::new(gates),
+                signer,
                 projects,
                 latest: Mutex::new(HashMap::new()),
                 queue: Queue::default(),
@@ -632,6 +654,7 @@ impl Controller {
                 tokio::spawn(watch_repo_secrets(Arc::clone(&shared), self.client.clone())),
                 tokio::spawn(watch_api_types(Arc::clone(&shared), self.client.clone())),
                 tokio::spawn(watch_clusters(Arc::clone(&shared), self.client.clone())),
+                tokio::spawn(watch_gates(Arc::clone(&shared), self.client.clone())),
             ],
             Arc::clone(&shared),
         );
@@ -867,6 +890,83 @@ async fn watch_argocd_cm(shared: Arc<Shared>, client: Client) {
         tracing::info!("argocd-cm changed; comparing every app again");
         for app in shared.all_apps() {
             shared.queue.push(&app);
+        }
+    }
+}
+
+/// The ApprovalGates, parsed; one that cannot be read is taken at its
+/// strictest ([`crate::approval::Gate::fail_closed`]). `None` when they
+/// cannot be listed.
+fn parse_gates(objects: &[DynamicObject]) -> Vec<crate::approval::Gate> {
+    let values: Vec<Value> = objects
+        .iter()
+        .filter_map(|o| serde_json::to_value(o).ok())
+        .collect();
+    crate::approval::gates_from(&values)
+}
+
+async fn read_gates(client: &Client) -> crate::gate::Gates {
+    let api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &berth_cluster::bootstrap::approvalgate_resource(),
+    );
+    match api.list(&ListParams::default()).await {
+        Ok(list) => Some(Arc::new(parse_gates(&list.items))),
+        Err(e) => {
+            tracing::error!(error = %e, "listing ApprovalGates: every sync waits until they can be read");
+            None
+        }
+    }
+}
+
+/// Follows the ApprovalGates; a change compares every app again (its
+/// approval state in the status changes).
+async fn watch_gates(shared: Arc<Shared>, client: Client) {
+    use kube::runtime::WatchStreamExt;
+    let api: Api<DynamicObject> =
+        Api::all_with(client, &berth_cluster::bootstrap::approvalgate_resource());
+    let mut objects: HashMap<String, DynamicObject> = HashMap::new();
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut initial: Vec<DynamicObject> = Vec::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(WatchEvent::Init) => initial.clear(),
+            Ok(WatchEvent::InitApply(o)) => initial.push(o),
+            Ok(WatchEvent::InitDone) => {
+                objects = initial
+                    .drain(..)
+                    .map(|o| (o.metadata.name.clone().unwrap_or_default(), o))
+                    .collect();
+            }
+            Ok(WatchEvent::Apply(o)) => {
+                objects.insert(o.metadata.name.clone().unwrap_or_default(), o);
+            }
+            Ok(WatchEvent::Delete(o)) => {
+                objects.remove(&o.metadata.name.clone().unwrap_or_default());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "watching ApprovalGates");
+                continue;
+            }
+        }
+        if matches!(initial.len(), 0) {
+            let list: Vec<DynamicObject> = objects.values().cloned().collect();
+            let parsed = Arc::new(parse_gates(&list));
+            let changed = shared
+                .gates
+                .read()
+                .map(|g| g.as_deref() != Some(parsed.as_ref()))
+                .unwrap_or(true);
+            if changed {
+                if let Ok(mut g) = shared.gates.write() {
+                    *g = Some(parsed);
+                }
+                for app in shared.all_apps() {
+                    shared.queue.push(&app);
+                }
+            }
         }
     }
 }
@@ -1530,6 +1630,17 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                 shared.queue.push(&name);
             });
         }
+        // Approval gates: requests moved along, the state in the status
+        // (Berth's extension), an approved request started.
+        if raw.get("operation").is_none_or(Value::is_null) {
+            let approval = crate::gate::maintain(shared, name, &raw, &ready).await;
+            if !approval.is_null() {
+                if !status.get("berth").is_some_and(Value::is_object) {
+                    status["berth"] = json!({});
+                }
+                status["berth"]["approval"] = approval;
+            }
+        }
         // The project's sync windows, at the admission point: whatever
         // asked for the sync.
         let verdict = crate::windows::evaluate(
@@ -1582,6 +1693,48 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
             }
             other => other,
         };
+        // The approval gates, at the same point: a sync of a gated app
+        // runs only with approvals for exactly this change.
+        let mut carried = None;
+        let decision = match decision {
+            Decision::Sync(request) if !request.dry_run => {
+                match crate::gate::admit(shared, name, &raw, &ready, &request).await {
+                    crate::gate::Admit::Run(r) => {
+                        carried = r;
+                        Decision::Sync(request)
+                    }
+                    crate::gate::Admit::Refuse(message) => Decision::Refuse(message),
+                    crate::gate::Admit::Hold(message, request) => {
+                        tracing::info!(app = %name, %message, "sync held for approvals");
+                        if !status.get("berth").is_some_and(Value::is_object) {
+                            status["berth"] = json!({});
+                        }
+                        if !status["berth"]
+                            .get("approval")
+                            .is_some_and(Value::is_object)
+                        {
+                            status["berth"]["approval"] = json!({});
+                        }
+                        status["berth"]["approval"]["message"] = json!(message);
+                        if let Some(r) = request {
+                            status["berth"]["approval"]["request"] = json!(r);
+                        }
+                        // The request holds the operation now.
+                        if raw.get("operation").is_some_and(|o| !o.is_null()) {
+                            if let Err(e) = shared
+                                .patch_app(name, &json!({"operation": null, "status": status}))
+                                .await
+                            {
+                                tracing::warn!(app = %name, error = %e, "handing the operation to its request");
+                            }
+                            return;
+                        }
+                        Decision::Nothing
+                    }
+                }
+            }
+            other => other,
+        };
         match decision {
             Decision::Nothing => {}
             Decision::Refuse(message) => {
@@ -1630,6 +1783,9 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                     }
                 }
                 run_sync(shared, name, &raw, ready, request).await;
+                if let Some(r) = carried {
+                    crate::gate::executed(shared, &raw, &r).await;
+                }
                 // Compare again with what the sync did.
                 shared.queue.push(name);
                 return;
@@ -2666,7 +2822,7 @@ impl Retry {
 }
 
 /// Go's duration syntax as Argo CD writes it: `5s`, `3m`, `1h30m`, `500ms`.
-pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let mut total = 0f64;
     let mut rest = s.trim();
     if rest.is_empty() {

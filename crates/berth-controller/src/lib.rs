@@ -3,9 +3,11 @@
 //! them with the cluster, and [`controller`] runs the loop that keeps every
 //! Application's status current.
 
+pub mod approval;
 pub mod compare;
 pub mod controller;
 pub mod deletion;
+pub(crate) mod gate;
 pub mod lease;
 pub mod metrics;
 pub mod policy;

@@ -72,6 +72,11 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/applications/{name}/sync") => post(sync),
         ("POST", "/api/v1/applications/{name}/rollback") => post(rollback),
         ("DELETE", "/api/v1/applications/{name}/operation") => delete(terminate),
+        ("GET", "/api/v1/applications/{name}/approvals") => get(crate::approvals::list),
+        ("GET", "/api/v1/applications/{name}/approvals/{request}") => get(crate::approvals::get),
+        ("POST", "/api/v1/applications/{name}/approvals/{request}") => {
+            post(crate::approvals::decide)
+        }
         _ => get(|| async { ApiError::internal("route without a handler") }),
     }
 }
@@ -307,9 +312,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AppRef {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let Path(name) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let Path(params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let name = params.get("name").cloned().unwrap_or_default();
         let param = query_pairs(parts.uri.query())
             .into_iter()
             .find(|(k, _)| k == "appNamespace")
@@ -796,6 +803,60 @@ async fn remove(
     Ok(Json(json!({})))
 }
 
+/// `operation.info` for a sync of a gated app: who asks (signed, so the
+/// controller can trust it), the name of the request it opens, and a
+/// break-glass reason. Empty for an app no gate covers.
+async fn requester_info(
+    state: &AppState,
+    app: &DynamicObject,
+    user: &str,
+    sync: &Value,
+    override_reason: &str,
+) -> Result<Value, ApiError> {
+    use berth_controller::approval;
+    if crate::approvals::requirement(state, &render(app))
+        .await?
+        .is_none()
+    {
+        if !override_reason.is_empty() {
+            return Err(ApiError::bad_request(
+                "approvalOverride: this application needs no approvals; sync it without an override",
+            ));
+        }
+        return Ok(json!([]));
+    }
+    let signer = state.signer.as_ref().ok_or_else(|| {
+        ApiError::unavailable("the approval signing key could not be read when the server started")
+    })?;
+    let uid = app.metadata.uid.as_deref().unwrap_or_default();
+    let signature = signer.sign(
+        "requester",
+        &approval::requester_payload(uid, user, sync, override_reason),
+    );
+    let base: String = app
+        .metadata
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .take(240)
+        .collect();
+    let suffix: String = crate::auth::random_bytes(4)
+        .map_err(|e| ApiError::internal(format!("random bytes: {e}")))?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut info = vec![
+        json!({"name": approval::INFO_REQUESTER, "value": user}),
+        json!({"name": approval::INFO_SIGNATURE, "value": signature}),
+        json!({"name": approval::INFO_REQUEST, "value": format!("{base}-{suffix}")}),
+    ];
+    if !override_reason.is_empty() {
+        info.push(json!({"name": approval::INFO_OVERRIDE, "value": override_reason}));
+    }
+    Ok(json!(info))
+}
+
 /// Writes `operation` unless one is already there, guarded by the
 /// Application's resourceVersion.
 async fn request_operation(
@@ -894,6 +955,33 @@ async fn sync(
     if let Some(retry) = body.get("retryStrategy").filter(|v| !v.is_null()) {
         operation["retry"] = retry.clone();
     }
+    // Berth's extension: a break-glass sync of a gated app, for a role
+    // with `override`, with a reason.
+    let override_reason = match body.get("approvalOverride") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(r)) if !r.trim().is_empty() => {
+            state.authorize(
+                &caller,
+                "applications",
+                "override",
+                &rbac_object(&state, &app),
+            )?;
+            r.trim().to_string()
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "approvalOverride: the reason for syncing without approvals is required",
+            ));
+        }
+    };
+    operation["info"] = requester_info(
+        &state,
+        &app,
+        &caller.user,
+        &operation["sync"],
+        &override_reason,
+    )
+    .await?;
     tracing::info!(user = %caller.user, app = %name, "sync requested");
     request_operation(&state, &app, operation).await
 }

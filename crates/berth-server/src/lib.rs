@@ -26,6 +26,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 
 pub mod accounts;
+pub mod approvals;
 pub mod apps;
 pub mod audit;
 pub mod auth;
@@ -110,6 +111,9 @@ pub struct Shared {
     pub projects: RwLock<Arc<BTreeMap<String, serde_json::Value>>>,
     /// A scratch cache for repository connection tests.
     pub repos: Arc<berth_source::repo::RepoCache>,
+    /// Signs requesters and approval decisions (`None` when the key
+    /// could not be had: gated syncs and decisions are then refused).
+    pub signer: Option<berth_controller::approval::Signer>,
 }
 
 /// A change to an Application, as the event stream sends it.
@@ -218,6 +222,18 @@ impl Server {
         let app_namespaces =
             berth_controller::controller::read_application_namespaces(&client, &config.namespace)
                 .await;
+        let signer = match berth_controller::approval::Signer::load_or_create(
+            &client,
+            &config.namespace,
+        )
+        .await
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "approval signing key: gated syncs and approvals are refused");
+                None
+            }
+        };
         let writer = reflector::store::Writer::new(resource.clone());
         let store = writer.as_reader();
         // With other namespaces enabled all are watched, and only theirs
@@ -261,6 +277,7 @@ impl Server {
             namespace: config.namespace.clone(),
             apps,
             app_namespaces,
+            signer,
             store: store.clone(),
             auth,
             policy: RwLock::new(Arc::new(rbac::Policy::from_data(&BTreeMap::new()))),
@@ -471,6 +488,27 @@ pub const ROUTES: &[openapi::Route] = &[
         "/api/v1/applications/{name}/operation",
         "Terminate the running operation",
         false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}/approvals",
+        "The app's sync requests (gated apps), newest first, with their change summaries and decisions",
+        true,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}/approvals/{request}",
+        "One sync request, with the change it would apply",
+        true,
+        true,
+    ),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/applications/{name}/approvals/{request}",
+        "Approve or reject a sync request ({decision: approve|reject, comment}); RBAC action approve",
+        true,
         true,
     ),
     openapi::Route::new(
