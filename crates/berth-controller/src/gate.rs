@@ -343,10 +343,6 @@ pub(crate) async fn admit(
                 ));
             }
         }
-        // Applying again a change already approved needs nothing new.
-        if let Some(r) = approved_for_binding {
-            return Admit::Run(Some(name_of(r)));
-        }
         // A request for the same change by the same user is pending.
         if let Some(r) = requests.iter().find(|r| {
             r.pointer("/spec/binding") == Some(&binding)

@@ -105,9 +105,50 @@ enum AppCommand {
         /// Return once the sync is requested.
         #[arg(long = "async")]
         no_wait: bool,
+        /// For an app that needs approvals: wait for the decision and the
+        /// sync (exit 1 when the request is rejected, expires or the sync
+        /// fails); without it the command returns once the request is open.
+        #[arg(long, conflicts_with = "no_wait")]
+        wait: bool,
+        /// Break glass: sync an app that needs approvals without them,
+        /// giving the reason (RBAC action `override`; recorded and
+        /// announced).
+        #[arg(long, value_name = "REASON")]
+        override_approval: Option<String>,
         /// How long to wait, in seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+    },
+    /// The sync requests of an app that needs approvals, with what each
+    /// would change and the decisions so far.
+    Approvals {
+        /// The application.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Approve a sync request (RBAC action `approve`).
+    Approve {
+        /// The application.
+        name: String,
+        /// The request (`berth app approvals NAME` lists them).
+        #[arg(long)]
+        request: String,
+        /// A comment kept with the decision.
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Reject a sync request: it is closed.
+    Reject {
+        /// The application.
+        name: String,
+        /// The request.
+        #[arg(long)]
+        request: String,
+        /// Why (required).
+        #[arg(long)]
+        comment: String,
     },
     /// Roll back to a history entry (refused while automated sync is on).
     Rollback {
@@ -169,8 +210,12 @@ enum AppCommand {
         name: String,
         /// Compare with this branch, tag or commit instead of the target
         /// revision ("what would this change do").
-        #[arg(long)]
+        #[arg(long, conflicts_with = "request")]
         revision: Option<String>,
+        /// Show exactly what the sync request would apply, as recorded
+        /// when it was opened.
+        #[arg(long)]
+        request: Option<String>,
     },
     /// The application's resources and what they own (Deployment →
     /// ReplicaSet → Pod), with health.
@@ -573,9 +618,14 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
             dry_run,
             resources,
             no_wait,
+            wait,
+            override_approval,
             timeout,
         } => {
             let mut body = json!({"prune": prune, "dryRun": dry_run});
+            if let Some(reason) = &override_approval {
+                body["approvalOverride"] = json!(reason);
+            }
             if let Some(r) = revision {
                 body["revision"] = json!(r);
             }
@@ -593,7 +643,14 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
                 body["resources"] = json!(list);
             }
             let path = format!("/api/v1/applications/{}", encode(&name));
-            rt.block_on(api.call(Method::POST, &format!("{path}/sync"), Some(&body)))?;
+            let answered =
+                rt.block_on(api.call(Method::POST, &format!("{path}/sync"), Some(&body)))?;
+            let request = info_value(&answered, "berth.io/request");
+            if let Some(id) = request.filter(|_| override_approval.is_none()) {
+                return rt
+                    .block_on(gated_sync(&api, &path, &name, &id, wait, timeout))
+                    .map(Exit::from);
+            }
             if no_wait {
                 println!("sync of {name} requested");
                 return Ok(Exit::Ok);
@@ -729,7 +786,131 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
             println!("{kind} refresh of {name} requested");
             Ok(Exit::Ok)
         }
-        AppCommand::Diff { name, revision } => {
+        AppCommand::Diff {
+            name,
+            request: Some(id),
+            ..
+        } => {
+            let path = format!(
+                "/api/v1/applications/{}/approvals/{}",
+                encode(&name),
+                encode(&id)
+            );
+            let r = match rt.block_on(api.call(Method::GET, &path, None)) {
+                Ok(r) => r,
+                Err(e) => return Ok(Exit::Error(e)),
+            };
+            let color = std::io::stdout().is_terminal();
+            let mut out = std::io::stdout().lock();
+            let mut different = false;
+            for item in r["spec"]["summary"]["objects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let diff = text(item, "/diff");
+                if diff.is_empty() {
+                    continue;
+                }
+                different = true;
+                write_diff(&mut out, diff, color)?;
+            }
+            if r["spec"]["summary"]["truncated"] == true {
+                writeln!(out, "# (the request lists only the first objects)")?;
+            }
+            Ok(if different { Exit::Failed } else { Exit::Ok })
+        }
+        AppCommand::Approvals { name, output } => {
+            let path = format!("/api/v1/applications/{}/approvals", encode(&name));
+            let list = rt.block_on(api.call(Method::GET, &path, None))?;
+            match output {
+                Output::Json | Output::Yaml => print_value(&list, output)?,
+                Output::Name => {
+                    for r in list["items"].as_array().into_iter().flatten() {
+                        println!("{}", text(r, "/metadata/name"));
+                    }
+                }
+                Output::Table | Output::Wide => {
+                    if let Some(req) = list["requirement"].as_object() {
+                        println!(
+                            "needs {} approval(s): {}",
+                            req.get("required").cloned().unwrap_or_default(),
+                            req.get("gates")
+                                .and_then(Value::as_array)
+                                .map(|g| g
+                                    .iter()
+                                    .filter_map(Value::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", "))
+                                .unwrap_or_default()
+                        );
+                    } else {
+                        println!("{name} needs no approvals (no ApprovalGate covers it)");
+                    }
+                    let mut rows = vec![
+                        [
+                            "REQUEST",
+                            "PHASE",
+                            "APPROVALS",
+                            "REQUESTER",
+                            "REVISION",
+                            "CHANGES",
+                            "EXPIRES",
+                        ]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>(),
+                    ];
+                    for r in list["items"].as_array().into_iter().flatten() {
+                        let verdict = &r["status"]["verdict"];
+                        let approvals = match (verdict.get("approvals"), verdict.get("required")) {
+                            (Some(h), Some(n)) => format!("{h}/{n}"),
+                            _ => verdict
+                                .get("approvers")
+                                .and_then(Value::as_array)
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(Value::as_str)
+                                        .collect::<Vec<_>>()
+                                        .join(",")
+                                })
+                                .unwrap_or_default(),
+                        };
+                        let summary = &r["spec"]["summary"];
+                        rows.push(vec![
+                            text(r, "/metadata/name").to_string(),
+                            text(r, "/status/phase").to_string(),
+                            approvals,
+                            text(r, "/spec/requester/username").to_string(),
+                            r["spec"]["binding"]["revisions"][0]
+                                .as_str()
+                                .unwrap_or_default()
+                                .chars()
+                                .take(12)
+                                .collect(),
+                            format!(
+                                "+{} ~{} -{}",
+                                summary["create"], summary["update"], summary["prune"]
+                            ),
+                            text(r, "/spec/expiresAt").to_string(),
+                        ]);
+                    }
+                    print_table(&rows);
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        AppCommand::Approve {
+            name,
+            request,
+            comment,
+        } => decide(&rt, &api, &name, &request, "approve", &comment),
+        AppCommand::Reject {
+            name,
+            request,
+            comment,
+        } => decide(&rt, &api, &name, &request, "reject", &comment),
+        AppCommand::Diff { name, revision, .. } => {
             let mut path = format!("/api/v1/applications/{}/diff", encode(&name));
             if let Some(r) = &revision {
                 path.push_str(&format!("?revision={}", encode(r)));
@@ -748,20 +929,7 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
                     continue;
                 }
                 different = true;
-                for line in diff.lines() {
-                    let painted = match line.as_bytes().first() {
-                        _ if !color => line.to_string(),
-                        Some(b'+') if !line.starts_with("+++") => {
-                            format!("\u{1b}[32m{line}\u{1b}[0m")
-                        }
-                        Some(b'-') if !line.starts_with("---") => {
-                            format!("\u{1b}[31m{line}\u{1b}[0m")
-                        }
-                        Some(b'@') => format!("\u{1b}[36m{line}\u{1b}[0m"),
-                        _ => line.to_string(),
-                    };
-                    writeln!(out, "{painted}")?;
-                }
+                write_diff(&mut out, diff, color)?;
             }
             Ok(if different { Exit::Failed } else { Exit::Ok })
         }
@@ -843,6 +1011,144 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
 /// (polling if the stream cannot be had): its phase and progress as they
 /// change, each resource's result as it comes, then the results. Whether
 /// it succeeded.
+/// A unified diff, coloured on a terminal.
+fn write_diff(out: &mut impl Write, diff: &str, color: bool) -> Result<()> {
+    for line in diff.lines() {
+        let painted = match line.as_bytes().first() {
+            _ if !color => line.to_string(),
+            Some(b'+') if !line.starts_with("+++") => format!("\u{1b}[32m{line}\u{1b}[0m"),
+            Some(b'-') if !line.starts_with("---") => format!("\u{1b}[31m{line}\u{1b}[0m"),
+            Some(b'@') => format!("\u{1b}[36m{line}\u{1b}[0m"),
+            _ => line.to_string(),
+        };
+        writeln!(out, "{painted}")?;
+    }
+    Ok(())
+}
+
+/// An `operation.info` entry of an Application.
+fn info_value(app: &Value, key: &str) -> Option<String> {
+    app["operation"]["info"]
+        .as_array()?
+        .iter()
+        .find(|i| i["name"] == key)
+        .and_then(|i| i["value"].as_str())
+        .map(String::from)
+}
+
+/// `berth app approve|reject`.
+fn decide(
+    rt: &tokio::runtime::Runtime,
+    api: &Api,
+    name: &str,
+    request: &str,
+    decision: &str,
+    comment: &str,
+) -> Result<Exit> {
+    let path = format!(
+        "/api/v1/applications/{}/approvals/{}",
+        encode(name),
+        encode(request)
+    );
+    let r = rt.block_on(api.call(
+        Method::POST,
+        &path,
+        Some(&json!({"decision": decision, "comment": comment})),
+    ))?;
+    let verdict = &r["status"]["verdict"];
+    let state = verdict["state"].as_str().unwrap_or_default();
+    let what = if decision == "approve" {
+        "approved"
+    } else {
+        "rejected"
+    };
+    match (verdict.get("approvals"), verdict.get("required")) {
+        (Some(h), Some(n)) if state == "Pending" => {
+            println!("{what} {request} of {name}: {h} of {n} approvals")
+        }
+        _ => println!("{what} {request} of {name}: {state}"),
+    }
+    Ok(Exit::Ok)
+}
+
+/// A sync of a gated app opened `request`: says so and who may approve;
+/// with `wait`, waits for the decision and then the sync.
+async fn gated_sync(
+    api: &Api,
+    path: &str,
+    name: &str,
+    request: &str,
+    wait: bool,
+    timeout: u64,
+) -> Result<bool> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let request_path = format!("{path}/approvals/{}", encode(request));
+    // The controller opens the request a moment after the operation; if
+    // it ran the operation instead (the gate went meanwhile), that is
+    // followed.
+    let mut opened = Value::Null;
+    let opening = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline.min(opening) {
+        if let Ok(r) = api.call(Method::GET, &request_path, None).await {
+            opened = r;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if opened.is_null() {
+        eprintln!("{name}: no request {request} was opened; following the operation");
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        return wait_for_operation(api, path, name, remaining).await;
+    }
+    let needed = &opened["status"]["verdict"]["required"];
+    let gates: Vec<&str> = opened["spec"]["gates"]
+        .as_array()
+        .map(|g| g.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    println!("sync of {name} needs approval: request {request}");
+    println!(
+        "  {} approval(s) needed ({}), from users with the RBAC action approve on {name}, other than the requester",
+        if needed.is_null() {
+            opened["spec"]["requiredApprovals"].clone()
+        } else {
+            needed.clone()
+        },
+        gates.join(", ")
+    );
+    println!("  berth app approvals {name}; berth app diff {name} --request {request}");
+    if !wait {
+        return Ok(true);
+    }
+    while tokio::time::Instant::now() < deadline {
+        let r = api.call(Method::GET, &request_path, None).await?;
+        let phase = r["status"]["phase"].as_str().unwrap_or("Pending");
+        match phase {
+            "Executed" => break,
+            "Rejected" | "Expired" | "Superseded" | "Forged" => {
+                eprintln!(
+                    "request {request} {}: {}",
+                    phase.to_lowercase(),
+                    r["status"]["message"].as_str().unwrap_or_default()
+                );
+                return Ok(false);
+            }
+            _ => {}
+        }
+        let app = api.call(Method::GET, path, None).await?;
+        if info_value(&app, "berth.io/request").as_deref() == Some(request) {
+            // Approved: the sync runs now.
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    if tokio::time::Instant::now() >= deadline {
+        bail!("{name}: no decision on request {request} within {timeout} s (it stays open)");
+    }
+    println!("request {request} approved; syncing");
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    wait_for_operation(api, path, name, remaining).await
+}
+
 async fn wait_for_operation(api: &Api, path: &str, name: &str, timeout: Duration) -> Result<bool> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut view = OperationView::default();

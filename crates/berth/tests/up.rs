@@ -88,6 +88,32 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `kubectl apply -f -` of `manifest`.
+fn kubectl_stdin(kubeconfig: &Path, manifest: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(manifest.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn testenv_running_on(data_dir: &Path) -> bool {
     let out = Command::new("pgrep")
         .arg("-f")
@@ -608,6 +634,177 @@ fn demo_environments_sync_by_their_policies() {
     let missing = cli(&["app", "get", "no-such-app"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+
+    // A production gate: a sync waits for another user's approval.
+    kubectl_stdin(
+        &kubeconfig,
+        "apiVersion: berth.io/v1alpha1\nkind: ApprovalGate\nmetadata:\n  name: production\nspec:\n  applications: [guestbook-prod]\n  requiredApprovals: 1\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    p, bob, applications, get, */*, allow\n    p, bob, applications, approve, */*, allow\n",
+    );
+    let admin_password = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "secret",
+            "argocd-initial-admin-secret",
+            "-n",
+            "argocd",
+            "-o",
+            "go-template={{.data.password | base64decode}}",
+        ],
+    );
+    kubectl_stdin(
+        &kubeconfig,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.bob: login\n",
+    );
+    // The server follows argocd-cm: the account appears in a moment.
+    let mut set_ok = false;
+    for _ in 0..50 {
+        let mut child = Command::new(BERTH)
+            .arg("--config")
+            .arg(&config)
+            .args(["account", "update-password", "--account", "bob"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{admin_password}\nbob-password-1\n").as_bytes())
+            .unwrap();
+        if child.wait().unwrap().success() {
+            set_ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(set_ok, "bob's password set");
+    let bob_config = dir.join("bob-config");
+    let bob = |args: &[&str]| {
+        Command::new(BERTH)
+            .arg("--config")
+            .arg(&bob_config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let login = bob(&[
+        "login",
+        &server_url,
+        "--username",
+        "bob",
+        "--password",
+        "bob-password-1",
+    ]);
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let requested = cli(&["app", "sync", "guestbook-prod"]);
+    assert!(
+        requested.status.success(),
+        "{}",
+        String::from_utf8_lossy(&requested.stderr)
+    );
+    let said = String::from_utf8_lossy(&requested.stdout).to_string();
+    let id = said
+        .split_whitespace()
+        .skip_while(|w| *w != "request")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a request ID: {said}"))
+        .to_string();
+    assert!(said.contains("needs approval"), "{said}");
+    let listed = ok(&["app", "approvals", "guestbook-prod"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("Pending")),
+        "{listed}"
+    );
+    let own = cli(&["app", "approve", "guestbook-prod", "--request", &id]);
+    assert_eq!(own.status.code(), Some(1), "the requester cannot approve");
+    assert!(String::from_utf8_lossy(&own.stderr).contains("requester"));
+    let approved = bob(&[
+        "app",
+        "approve",
+        "guestbook-prod",
+        "--request",
+        &id,
+        "--comment",
+        "ok",
+    ]);
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let mut executed = false;
+    for _ in 0..300 {
+        let list: serde_json::Value =
+            serde_json::from_str(&ok(&["app", "approvals", "guestbook-prod", "-o", "json"]))
+                .unwrap();
+        if list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["metadata"]["name"] == id.as_str() && r["status"]["phase"] == "Executed")
+        {
+            executed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(executed, "the approved request ran");
+    // `--wait` follows the request to its sync.
+    let waiting = Command::new(BERTH)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "app",
+            "sync",
+            "guestbook-prod",
+            "--wait",
+            "--timeout",
+            "120",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pending = None;
+    for _ in 0..300 {
+        let list: serde_json::Value =
+            serde_json::from_str(&ok(&["app", "approvals", "guestbook-prod", "-o", "json"]))
+                .unwrap();
+        pending = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["status"]["phase"] == "Pending")
+            .and_then(|r| r["metadata"]["name"].as_str().map(String::from));
+        if pending.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pending = pending.expect("the waiting sync's request");
+    let approved = bob(&["app", "approve", "guestbook-prod", "--request", &pending]);
+    assert!(approved.status.success());
+    let waited = waiting.wait_with_output().unwrap();
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert!(String::from_utf8_lossy(&waited.stdout).contains("approved; syncing"));
+    kubectl(
+        &kubeconfig,
+        &["delete", "approvalgate.berth.io", "production"],
+    );
 
     // Single sign-on from the CLI, against a real OIDC provider.
     let tools = std::env::var("BERTH_TOOLS_DIR").expect("BERTH_TOOLS_DIR");
