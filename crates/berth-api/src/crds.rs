@@ -24,6 +24,9 @@ pub const AUDITENTRY_CRD: &str = include_str!("../../../deploy/crds/auditentry.y
 /// Berth's sync approval gate CRD (YAML), cluster-scoped.
 pub const APPROVALGATE_CRD: &str = include_str!("../../../deploy/crds/approvalgate.yaml");
 
+/// Berth's approval record CRD (YAML), cluster-scoped.
+pub const APPROVALRECORD_CRD: &str = include_str!("../../../deploy/crds/approvalrecord.yaml");
+
 /// Berth's sync request CRD (YAML).
 pub const SYNCREQUEST_CRD: &str = include_str!("../../../deploy/crds/syncrequest.yaml");
 
@@ -51,6 +54,7 @@ pub fn crds() -> Result<Vec<serde_json::Value>, serde_saphyr::Error> {
         AUDITENTRY_CRD,
         APPROVALGATE_CRD,
         SYNCREQUEST_CRD,
+        APPROVALRECORD_CRD,
     ]
     .iter()
     .map(|text| serde_saphyr::from_str(text))

@@ -95,6 +95,11 @@ pub fn approvalgate_resource() -> ApiResource {
     berth_resource("ApprovalGate", "approvalgates")
 }
 
+/// Berth's ApprovalRecord (cluster-scoped), for dynamic clients.
+pub fn approvalrecord_resource() -> ApiResource {
+    berth_resource("ApprovalRecord", "approvalrecords")
+}
+
 /// Berth's SyncRequest, for dynamic clients.
 pub fn syncrequest_resource() -> ApiResource {
     berth_resource("SyncRequest", "syncrequests")

@@ -37,12 +37,22 @@ pub const INFO_SIGNATURE: &str = "berth.io/signature";
 /// `operation.info` entry: the SyncRequest an operation carries out, or
 /// the name the API server chose for the request it opens.
 pub const INFO_REQUEST: &str = "berth.io/request";
+/// `operation.info` entry: when the API server signed the requester.
+pub const INFO_SIGNED_AT: &str = "berth.io/signed-at";
+/// `operation.info` entry: the API server found the app gated (for the
+/// CLI; the controller decides on its own).
+pub const INFO_GATED: &str = "berth.io/gated";
 /// `operation.info` entry: a break-glass sync's reason.
 pub const INFO_OVERRIDE: &str = "berth.io/override-reason";
 /// The requester of requests the automated policy opens.
 pub const AUTOMATED_REQUESTER: &str = "automated-sync";
 /// How long a request stays open when no gate says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+/// What a gate that cannot be read requires: more than any valid gate.
+pub const UNREADABLE_GATE_APPROVALS: u32 = 101;
+/// How long the API server's signature of a requester is good for: a
+/// copy replayed later is not trusted.
+pub const REQUESTER_SIGNATURE_TTL: Duration = Duration::from_secs(600);
 
 /// The signing key could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -327,15 +337,16 @@ impl Gate {
     }
 
     /// The strictest reading of a gate that cannot be read: it covers
-    /// every application and needs one approval, so a typo never opens
-    /// production.
+    /// every application and needs more approvals than any gate may ask
+    /// (so nothing it might cover syncs, except by override) until it is
+    /// fixed; a typo never opens production, nor lowers a gate.
     pub fn fail_closed(name: &str) -> Gate {
         Gate {
             name: name.to_string(),
             projects: Vec::new(),
             applications: Vec::new(),
             destinations: Vec::new(),
-            required: 1,
+            required: UNREADABLE_GATE_APPROVALS,
             groups: Vec::new(),
             allow_requester: false,
             allow_author: false,
@@ -344,8 +355,9 @@ impl Gate {
     }
 
     /// Whether the gate covers `app`, named `qualified` (its name, or
-    /// `namespace/name` outside the control namespace).
-    pub fn covers(&self, app: &Value, qualified: &str) -> bool {
+    /// `namespace/name` outside the control namespace), deploying to
+    /// `target` (its cluster as resolved, and every namespace it writes).
+    pub fn covers(&self, app: &Value, qualified: &str, target: &Target) -> bool {
         use berth_engine::glob::glob;
         let text = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or_default();
         let project = match text("/spec/project") {
@@ -360,10 +372,49 @@ impl Gate {
             && (self.destinations.is_empty()
                 || self.destinations.iter().any(|d| {
                     let field = |g: &str, v: &str| g.is_empty() || glob(g, v);
-                    field(&d.server, text("/spec/destination/server"))
-                        && field(&d.name, text("/spec/destination/name"))
-                        && field(&d.namespace, text("/spec/destination/namespace"))
+                    field(&d.server, &target.server)
+                        && field(&d.name, &target.name)
+                        && (d.namespace.is_empty()
+                            || target.namespaces.iter().any(|n| glob(&d.namespace, n)))
                 }))
+    }
+}
+
+/// Where an app deploys, as gates match it: the cluster resolved (not
+/// the spec's spelling of it) and every namespace it writes to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Target {
+    /// The cluster's server URL, without a trailing `/`.
+    pub server: String,
+    /// The cluster's name (`in-cluster` for the controller's own).
+    pub name: String,
+    /// The destination namespace and those of the rendered objects.
+    pub namespaces: Vec<String>,
+}
+
+impl Target {
+    /// The target as the spec alone says it (the controller's own cluster
+    /// for an empty destination or `in-cluster`), when nothing is
+    /// rendered: the API server's view.
+    pub fn from_spec(app: &Value) -> Target {
+        let text = |p: &str| app.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        let (mut server, mut name) = (
+            text("/spec/destination/server")
+                .trim_end_matches('/')
+                .to_string(),
+            text("/spec/destination/name").to_string(),
+        );
+        if server == crate::project::IN_CLUSTER_SERVER
+            || (server.is_empty() && (name.is_empty() || name == crate::project::IN_CLUSTER_NAME))
+        {
+            server = crate::project::IN_CLUSTER_SERVER.into();
+            name = crate::project::IN_CLUSTER_NAME.into();
+        }
+        Target {
+            server,
+            name,
+            namespaces: vec![text("/spec/destination/namespace").to_string()],
+        }
     }
 }
 
@@ -432,8 +483,16 @@ impl Requirement {
 /// What `app` (named `qualified`) needs, `None` when no gate covers it
 /// and it asks for no approvals itself. The annotation only adds: a value
 /// at or below the gates' is without effect.
-pub fn requirement(gates: &[Gate], app: &Value, qualified: &str) -> Option<Requirement> {
-    let covering: Vec<&Gate> = gates.iter().filter(|g| g.covers(app, qualified)).collect();
+pub fn requirement(
+    gates: &[Gate],
+    app: &Value,
+    qualified: &str,
+    target: &Target,
+) -> Option<Requirement> {
+    let covering: Vec<&Gate> = gates
+        .iter()
+        .filter(|g| g.covers(app, qualified, target))
+        .collect();
     let mut rules: Vec<Rule> = covering
         .iter()
         .map(|g| Rule {
@@ -488,9 +547,10 @@ pub fn options_of(request: &SyncRequest) -> Value {
     })
 }
 
-/// What an approval binds to: the revisions, a hash of the rendered
-/// objects (in a stable order), and the options.
-pub fn binding(revisions: &[String], objects: &[Value], options: &Value) -> Value {
+/// What an approval binds to: the app (its uid, so a re-created app
+/// starts afresh) and where it deploys, its spec, the revisions, a hash of
+/// the rendered objects (in a stable order), and the options.
+pub fn binding(target: &Value, revisions: &[String], objects: &[Value], options: &Value) -> Value {
     let mut texts: Vec<String> = objects.iter().map(canonical).collect();
     texts.sort();
     let mut hash = Sha256::new();
@@ -499,17 +559,81 @@ pub fn binding(revisions: &[String], objects: &[Value], options: &Value) -> Valu
         hash.update(b"\n");
     }
     json!({
+        "target": target,
         "revisions": revisions,
         "desiredHash": hex(&hash.finalize()),
         "options": options,
     })
 }
 
-/// What the API server signs for the user who asks for a sync: the app,
-/// the user, the `sync` asked for and a break-glass reason, if any.
-pub fn requester_payload(app_uid: &str, user: &str, sync: &Value, override_reason: &str) -> Value {
-    json!({"app": app_uid, "user": user, "sync": sync, "override": override_reason})
+/// A stable hash of any value (hex SHA-256 of its canonical JSON).
+pub fn hash_of(v: &Value) -> String {
+    hex(&Sha256::digest(canonical(v).as_bytes()))
 }
+
+/// What the API server signs for the user who asks for a sync: the app,
+/// the user, the `sync` asked for, a break-glass reason if any, a nonce
+/// (the request's name, used once) and when it was signed.
+pub fn requester_payload(
+    app_uid: &str,
+    user: &str,
+    sync: &Value,
+    override_reason: &str,
+    nonce: &str,
+    signed_at: &str,
+) -> Value {
+    json!({"app": app_uid, "user": user, "sync": sync, "override": override_reason,
+        "nonce": nonce, "at": signed_at})
+}
+
+/// The name of the ApprovalRecord of `kind` for `key` (a request's
+/// signature, or an override's nonce): one per key, so creating it twice
+/// fails.
+pub fn record_name(kind: &str, key: &str) -> String {
+    let digest = hex(&Sha256::digest(key.as_bytes()));
+    format!("{}-{}", kind.to_lowercase(), &digest[..40])
+}
+
+/// An ApprovalRecord: what happened to a request (`Rejected`,
+/// `Executed`) or an override (`Overridden`), kept cluster-scoped where an
+/// app's editors cannot write, so it cannot be undone by editing the
+/// request.
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    kind: &str,
+    key: &str,
+    app: &Value,
+    request: &str,
+    binding: &Value,
+    user: &str,
+    comment: &str,
+    at: &str,
+) -> Value {
+    let text = |p: &str| app.pointer(p).cloned().unwrap_or(Value::Null);
+    json!({
+        "apiVersion": format!("{}/v1alpha1", berth_api::crds::BERTH_GROUP),
+        "kind": "ApprovalRecord",
+        "metadata": {
+            "name": record_name(kind, key),
+            "labels": {RECORD_UID_LABEL: text("/metadata/uid")},
+        },
+        "spec": {
+            "kind": kind,
+            "application": text("/metadata/name"),
+            "applicationNamespace": text("/metadata/namespace"),
+            "applicationUID": text("/metadata/uid"),
+            "request": request,
+            "key": key,
+            "binding": binding,
+            "user": user,
+            "comment": comment,
+            "at": at,
+        },
+    })
+}
+
+/// ApprovalRecords carry their app's uid in this label.
+pub const RECORD_UID_LABEL: &str = "berth.io/application-uid";
 
 /// What the API server signs for one decision on a request.
 pub fn approval_payload(request_signature: &str, approval: &Value) -> Value {
@@ -606,7 +730,7 @@ pub fn refusal(requirement: &Requirement, spec: &Value, approver: &Approver) -> 
         .unwrap_or_default();
     let mut reasons = BTreeSet::new();
     for rule in &requirement.rules {
-        if verified && !rule.allow_requester && approver.user == requester {
+        if verified && !rule.allow_requester && same_user(&approver.user, requester) {
             reasons.insert(format!(
                 "{} does not let the requester approve their own sync",
                 rule.source
@@ -631,14 +755,37 @@ pub fn refusal(requirement: &Requirement, spec: &Value, approver: &Approver) -> 
     Some(reasons.into_iter().collect::<Vec<_>>().join("; "))
 }
 
+/// A user name as compared: identity providers differ in case.
+pub fn same_user(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+/// The rejection among `records` (the app's ApprovalRecords) of the
+/// request signed `signature`, if any: (who, why).
+pub fn rejection(records: &[Value], signature: &str) -> Option<(String, String)> {
+    records.iter().find_map(|r| {
+        let spec = r.get("spec")?;
+        let text = |k: &str| {
+            spec.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        (text("kind") == "Rejected" && text("key") == signature)
+            .then(|| (text("user"), text("comment")))
+    })
+}
+
 /// Where `request` (a SyncRequest object) stands against `requirement`
-/// at `now`. Only signed content is read: the spec under the
-/// controller's signature, approvals under the server's, made before the
-/// request expired.
+/// at `now`, given its app's ApprovalRecords. Only signed content is
+/// read: the spec under the controller's signature, approvals under the
+/// server's, made before the request expired; a rejection also stands in
+/// the records, where editing the request cannot remove it.
 pub fn evaluate(
     signer: &Signer,
     request: &Value,
     requirement: &Requirement,
+    records: &[Value],
     now: jiff::Timestamp,
 ) -> Verdict {
     let spec = request.get("spec").cloned().unwrap_or(Value::Null);
@@ -648,6 +795,9 @@ pub fn evaluate(
         .unwrap_or_default();
     if !signer.verify("request", &unsigned_spec(&spec), signature) {
         return Verdict::Forged;
+    }
+    if let Some((by, comment)) = rejection(records, signature) {
+        return Verdict::Rejected { by, comment };
     }
     let Some(expires) = spec
         .get("expiresAt")
@@ -697,7 +847,7 @@ pub fn evaluate(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if user.is_empty() || !seen.insert(user.clone()) {
+        if user.trim().is_empty() || !seen.insert(user.trim().to_lowercase()) {
             continue;
         }
         if a.get("decision").and_then(Value::as_str) == Some("reject") {
@@ -722,7 +872,7 @@ pub fn evaluate(
         let have = approvers
             .iter()
             .filter(|a| {
-                (rule.allow_requester || !verified || a.user != requester)
+                (rule.allow_requester || !verified || !same_user(&a.user, requester))
                     && (rule.allow_author || !is_author(&a.user, author))
                     && (rule.groups.is_empty() || rule.groups.iter().any(|g| a.groups.contains(g)))
             })
@@ -759,13 +909,26 @@ mod tests {
     #[test]
     fn gates_select_by_project_app_and_destination() {
         let g = gate(json!({"destinations": [{"namespace": "prod-*"}], "requiredApprovals": 2}));
-        assert!(g.covers(&app("default", "prod-eu"), "web"));
-        assert!(!g.covers(&app("default", "staging"), "web"));
+        let at = |a: &Value| Target::from_spec(a);
+        let prod = app("default", "prod-eu");
+        assert!(g.covers(&prod, "web", &at(&prod)));
+        let staging = app("default", "staging");
+        assert!(!g.covers(&staging, "web", &at(&staging)));
+        // An object written into a covered namespace makes it covered.
+        let mut sneaky = at(&staging);
+        sneaky.namespaces.push("prod-eu".into());
+        assert!(g.covers(&staging, "web", &sneaky));
+        // The cluster as resolved, whatever the spec calls it.
+        let by_name = json!({"spec": {"destination": {"name": "in-cluster", "namespace": "x"}}});
+        let g = gate(json!({"destinations": [{"server": "https://kubernetes.default.svc"}]}));
+        assert!(g.covers(&by_name, "web", &at(&by_name)));
         let g = gate(json!({"projects": ["pay*"], "applications": ["web", "team-a/*"]}));
-        assert!(g.covers(&app("payments", "x"), "web"));
-        assert!(g.covers(&app("payments", "x"), "team-a/api"));
-        assert!(!g.covers(&app("default", "x"), "web"));
-        assert!(!g.covers(&app("payments", "x"), "api"));
+        let pay = app("payments", "x");
+        assert!(g.covers(&pay, "web", &at(&pay)));
+        assert!(g.covers(&pay, "team-a/api", &at(&pay)));
+        let def = app("default", "x");
+        assert!(!g.covers(&def, "web", &at(&def)));
+        assert!(!g.covers(&pay, "api", &at(&pay)));
         let err = Gate::from_object(
             &json!({"metadata": {"name": "bad"}, "spec": {"requestTTL": "soon"}}),
         )
@@ -778,11 +941,26 @@ mod tests {
         let gates = [gate(json!({"requiredApprovals": 2}))];
         let mut a = app("default", "x");
         a["metadata"]["annotations"][REQUIRED_ANNOTATION] = json!("1");
-        assert_eq!(requirement(&gates, &a, "web").unwrap().required(), 2);
+        assert_eq!(
+            requirement(&gates, &a, "web", &Target::default())
+                .unwrap()
+                .required(),
+            2
+        );
         a["metadata"]["annotations"][REQUIRED_ANNOTATION] = json!("3");
-        assert_eq!(requirement(&gates, &a, "web").unwrap().required(), 3);
-        assert_eq!(requirement(&[], &a, "web").unwrap().required(), 3);
-        assert!(requirement(&[], &app("default", "x"), "web").is_none());
+        assert_eq!(
+            requirement(&gates, &a, "web", &Target::default())
+                .unwrap()
+                .required(),
+            3
+        );
+        assert_eq!(
+            requirement(&[], &a, "web", &Target::default())
+                .unwrap()
+                .required(),
+            3
+        );
+        assert!(requirement(&[], &app("default", "x"), "web", &Target::default()).is_none());
     }
 
     #[test]
@@ -793,15 +971,18 @@ mod tests {
         ];
         let swapped = [objs[1].clone(), objs[0].clone()];
         let opts = json!({"prune": false});
-        let b = binding(&["abc".into()], &objs, &opts);
+        let b = binding(&json!({}), &["abc".into()], &objs, &opts);
         assert_eq!(
             b,
-            binding(&["abc".into()], &swapped, &opts),
+            binding(&json!({}), &["abc".into()], &swapped, &opts),
             "order does not matter"
         );
-        assert_ne!(b, binding(&["abd".into()], &objs, &opts));
-        assert_ne!(b, binding(&["abc".into()], &objs[..1], &opts));
-        assert_ne!(b, binding(&["abc".into()], &objs, &json!({"prune": true})));
+        assert_ne!(b, binding(&json!({}), &["abd".into()], &objs, &opts));
+        assert_ne!(b, binding(&json!({}), &["abc".into()], &objs[..1], &opts));
+        assert_ne!(
+            b,
+            binding(&json!({}), &["abc".into()], &objs, &json!({"prune": true}))
+        );
     }
 
     fn signed_request(signer: &Signer, requester: &str, verified: bool, author: &str) -> Value {
@@ -846,17 +1027,17 @@ mod tests {
         approve(&s, &mut r, "bob", &[], "approve");
         approve(&s, &mut r, "bob", &[], "approve");
         assert_eq!(
-            evaluate(&s, &r, &req(2), now),
+            evaluate(&s, &r, &req(2), &[], now),
             Verdict::Pending { have: 1, need: 2 }
         );
         approve(&s, &mut r, "dave", &[], "approve");
         assert!(matches!(
-            evaluate(&s, &r, &req(2), now),
+            evaluate(&s, &r, &req(2), &[], now),
             Verdict::Approved { .. }
         ));
         approve(&s, &mut r, "erin", &[], "reject");
         assert!(matches!(
-            evaluate(&s, &r, &req(2), now),
+            evaluate(&s, &r, &req(2), &[], now),
             Verdict::Rejected { .. }
         ));
     }
@@ -868,28 +1049,28 @@ mod tests {
         let now: jiff::Timestamp = "2029-06-02T00:00:00Z".parse().unwrap();
         // A request written by someone without the key.
         let forged = signed_request(&other, "alice", true, "");
-        assert_eq!(evaluate(&s, &forged, &req(1), now), Verdict::Forged);
+        assert_eq!(evaluate(&s, &forged, &req(1), &[], now), Verdict::Forged);
         // A genuine request with its binding altered afterwards.
         let mut altered = signed_request(&s, "alice", true, "");
         altered["spec"]["binding"]["revisions"][0] = json!("evil");
-        assert_eq!(evaluate(&s, &altered, &req(1), now), Verdict::Forged);
+        assert_eq!(evaluate(&s, &altered, &req(1), &[], now), Verdict::Forged);
         // An approval signed with another key, or edited after signing.
         let mut r = signed_request(&s, "alice", true, "");
         approve(&other, &mut r, "bob", &[], "approve");
         assert_eq!(
-            evaluate(&s, &r, &req(1), now),
+            evaluate(&s, &r, &req(1), &[], now),
             Verdict::Pending { have: 0, need: 1 }
         );
         approve(&s, &mut r, "bob", &[], "approve");
         r["status"]["approvals"][1]["user"] = json!("mallory");
         assert_eq!(
-            evaluate(&s, &r, &req(1), now),
+            evaluate(&s, &r, &req(1), &[], now),
             Verdict::Pending { have: 0, need: 1 }
         );
         // Expired.
         let r = signed_request(&s, "alice", true, "");
         let later: jiff::Timestamp = "2031-01-01T00:00:00Z".parse().unwrap();
-        assert_eq!(evaluate(&s, &r, &req(1), later), Verdict::Expired);
+        assert_eq!(evaluate(&s, &r, &req(1), &[], later), Verdict::Expired);
     }
 
     #[test]
@@ -899,18 +1080,18 @@ mod tests {
         let mut r = signed_request(&s, "bob", false, "");
         approve(&s, &mut r, "alice", &["dev"], "approve");
         assert_eq!(
-            evaluate(&s, &r, &req(1), now),
+            evaluate(&s, &r, &req(1), &[], now),
             Verdict::Pending { have: 1, need: 2 }
         );
         approve(&s, &mut r, "carol", &["sre"], "approve");
         assert!(matches!(
-            evaluate(&s, &r, &req(1), now),
+            evaluate(&s, &r, &req(1), &[], now),
             Verdict::Approved { .. }
         ));
         let mut sre = req(2);
         sre.rules[0].groups = vec!["sre".into()];
         assert_eq!(
-            evaluate(&s, &r, &sre, now),
+            evaluate(&s, &r, &sre, &[], now),
             Verdict::Pending { have: 1, need: 3 }
         );
         let why = refusal(
@@ -932,6 +1113,42 @@ mod tests {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
         mac.update(b"p\n1");
         assert_eq!(ours, hex(&mac.finalize().into_bytes()));
+    }
+
+    #[test]
+    fn a_recorded_rejection_stands_and_names_differ_only_in_case() {
+        let s = Signer::from_key(vec![7; 32]);
+        let now: jiff::Timestamp = "2029-06-02T00:00:00Z".parse().unwrap();
+        let mut r = signed_request(&s, "alice", true, "");
+        approve(&s, &mut r, "ALICE", &[], "approve");
+        approve(&s, &mut r, "Bob", &[], "approve");
+        approve(&s, &mut r, "bob", &[], "approve");
+        assert_eq!(
+            evaluate(&s, &r, &req(2), &[], now),
+            Verdict::Pending { have: 1, need: 2 }
+        );
+        let sig = r["spec"]["signature"].as_str().unwrap().to_string();
+        let rec = record(
+            "Rejected",
+            &sig,
+            &json!({}),
+            "web-1",
+            &json!(null),
+            "carol",
+            "no",
+            "2029-06-01T00:00:00Z",
+        );
+        assert!(matches!(
+            evaluate(&s, &r, &req(1), std::slice::from_ref(&rec), now),
+            Verdict::Rejected { .. }
+        ));
+        assert_eq!(rec["metadata"]["name"], record_name("Rejected", &sig));
+        assert_eq!(record_name("Executed", &sig).len(), "executed-".len() + 40);
+    }
+
+    #[test]
+    fn unreadable_gates_ask_more_than_any_valid_one() {
+        assert!(Gate::fail_closed("x").required > 100);
     }
 
     #[test]

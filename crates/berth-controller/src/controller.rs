@@ -1716,16 +1716,27 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                             status["berth"]["approval"] = json!({});
                         }
                         status["berth"]["approval"]["message"] = json!(message);
-                        if let Some(r) = request {
+                        if let Some(r) = &request {
                             status["berth"]["approval"]["request"] = json!(r);
                         }
-                        // The request holds the operation now.
                         if raw.get("operation").is_some_and(|o| !o.is_null()) {
-                            if let Err(e) = shared
-                                .patch_app(name, &json!({"operation": null, "status": status}))
-                                .await
-                            {
-                                tracing::warn!(app = %name, error = %e, "handing the operation to its request");
+                            // A request holds the operation now; without
+                            // one (gates or key unreadable, a failed
+                            // write) it stays and is looked at again.
+                            if request.is_some() {
+                                if let Err(e) = shared
+                                    .patch_app(name, &json!({"operation": null, "status": status}))
+                                    .await
+                                {
+                                    tracing::warn!(app = %name, error = %e, "handing the operation to its request");
+                                }
+                            } else {
+                                let shared = Arc::clone(shared);
+                                let name = name.to_string();
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(WINDOW_RETRY).await;
+                                    shared.queue.push(&name);
+                                });
                             }
                             return;
                         }
@@ -1801,6 +1812,14 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
             // Written by syncs, not by the comparison (a merge patch keeps them).
             m.remove("operationState");
             m.remove("history");
+            // Nulls in the approval state remove keys: absent is the same.
+            if let Some(a) = m
+                .get_mut("berth")
+                .and_then(|b| b.get_mut("approval"))
+                .and_then(Value::as_object_mut)
+            {
+                a.retain(|_, v| !v.is_null());
+            }
             if let Some(c) = m.get_mut("conditions").and_then(Value::as_array_mut) {
                 for cond in c {
                     if let Some(cm) = cond.as_object_mut() {
@@ -2310,6 +2329,11 @@ async fn run_sync(
     let operation = match raw.get("operation").filter(|o| o.is_object()) {
         Some(op) => {
             let mut op = op.clone();
+            // `sync` written as something other than an object is
+            // replaced, not indexed into.
+            if !op.get("sync").is_some_and(Value::is_object) {
+                op["sync"] = json!({});
+            }
             op["sync"]["revision"] = json!(ready.revision);
             op
         }
@@ -2848,7 +2872,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         total += value * scale;
         rest = next;
     }
-    Some(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]

@@ -6,17 +6,21 @@
 //! [`maintain`] moves requests along (expired, superseded, rejected) and
 //! turns an approved request into the Application's `operation`, which
 //! then runs like any other, crash-safe resume included.
+//!
+//! What cannot be undone by editing a request is kept in cluster-scoped
+//! `ApprovalRecord`s (a rejection, an execution, an override's nonce):
+//! an app's editors cannot write cluster-scoped objects.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use berth_api::time::rfc3339;
 use kube::Api;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
-use crate::approval::{self, Gate, Requirement, Signer, Verdict};
+use crate::approval::{self, Gate, Requirement, Signer, Target, Verdict};
 use crate::controller::{Ready, Shared};
 use crate::policy::SyncRequest;
 
@@ -26,11 +30,16 @@ pub const REQUEST_APP_LABEL: &str = crate::record::APP_LABEL;
 const SUMMARY_OBJECTS: usize = 300;
 /// Each object's diff in the summary is cut to this many bytes.
 const SUMMARY_DIFF_BYTES: usize = 16 * 1024;
+/// The summary's diffs together stay under this (objects are limited in
+/// size by the API server).
+const SUMMARY_BYTES: usize = 256 * 1024;
+/// Closed requests kept per app (the newest); older ones are deleted.
+const REQUESTS_KEPT: usize = 20;
 
 /// What the admission point decides for a sync of a gated app.
 #[derive(Debug)]
 pub(crate) enum Admit {
-    /// Run it; when it carries out a request, mark that one executed.
+    /// Run it; when it carries out a request, record that one executed.
     Run(Option<String>),
     /// Hold it: a request waits for approvals (the message says which;
     /// the request's name when there is one).
@@ -44,20 +53,59 @@ pub(crate) enum Admit {
 /// open anything).
 pub(crate) type Gates = Option<Arc<Vec<Gate>>>;
 
-fn qualified(shared: &Shared, raw: &Value) -> String {
-    approval::qualified_name(raw, &shared.config.namespace)
+/// Where the app deploys, as resolved: its cluster, and every namespace it
+/// writes to (the destination's and the rendered objects').
+fn target_of(raw: &Value, ready: &Ready) -> Target {
+    let mut namespaces = vec![
+        raw.pointer("/spec/destination/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    ];
+    for o in &ready.objects {
+        if let Some(ns) = o.pointer("/metadata/namespace").and_then(Value::as_str)
+            && !namespaces.iter().any(|n| n == ns)
+        {
+            namespaces.push(ns.to_string());
+        }
+    }
+    Target {
+        server: ready.cluster.server.trim_end_matches('/').to_string(),
+        name: ready.cluster.name.clone(),
+        namespaces,
+    }
 }
 
-/// What the gates require of `raw`'s syncs; `Err` when the gates are not
-/// known (the admission holds).
-pub(crate) fn requirement_of(shared: &Shared, raw: &Value) -> Result<Option<Requirement>, String> {
+/// What an approval of this app's change binds besides the change: the
+/// app itself (its uid: a re-created app starts afresh), its cluster and
+/// namespace, and its spec.
+fn binding_target(raw: &Value, ready: &Ready) -> Value {
+    let text = |p: &str| raw.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    json!({
+        "uid": text("/metadata/uid"),
+        "namespace": text("/metadata/namespace"),
+        "name": text("/metadata/name"),
+        "server": ready.cluster.server.trim_end_matches('/'),
+        "destinationNamespace": text("/spec/destination/namespace"),
+        "specHash": spec_hash(raw),
+    })
+}
+
+/// What the gates require of `raw`'s syncs to `target`; `Err` when the
+/// gates are not known (the admission holds).
+pub(crate) fn requirement_of(
+    shared: &Shared,
+    raw: &Value,
+    target: &Target,
+) -> Result<Option<Requirement>, String> {
     match shared.gates() {
-        Some(gates) => Ok(approval::requirement(&gates, raw, &qualified(shared, raw))),
-        None => {
-            // Without gates the annotation still applies; without knowing
-            // them nothing runs.
-            Err("the ApprovalGates cannot be read yet: syncs wait until they can".into())
-        }
+        Some(gates) => Ok(approval::requirement(
+            &gates,
+            raw,
+            &approval::qualified_name(raw, &shared.config.namespace),
+            target,
+        )),
+        None => Err("the ApprovalGates cannot be read yet: syncs wait until they can".into()),
     }
 }
 
@@ -71,6 +119,27 @@ fn requests_api(shared: &Shared, raw: &Value) -> Api<DynamicObject> {
         namespace,
         &berth_cluster::bootstrap::syncrequest_resource(),
     )
+}
+
+fn records_api(shared: &Shared) -> Api<DynamicObject> {
+    Api::all_with(
+        shared.client.clone(),
+        &berth_cluster::bootstrap::approvalrecord_resource(),
+    )
+}
+
+fn name_of(r: &Value) -> String {
+    r.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn signature_of(r: &Value) -> String {
+    r.pointer("/spec/signature")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The app's requests, newest first.
@@ -106,6 +175,47 @@ async fn requests_of(shared: &Shared, raw: &Value) -> Result<Vec<Value>, String>
     Ok(items)
 }
 
+/// The app's ApprovalRecords (by its uid).
+async fn records_of(shared: &Shared, raw: &Value) -> Result<Vec<Value>, String> {
+    let uid = raw
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let list = records_api(shared)
+        .list(&ListParams::default().labels(&format!("{}={uid}", approval::RECORD_UID_LABEL)))
+        .await
+        .map_err(|e| format!("listing the app's ApprovalRecords: {e}"))?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|o| serde_json::to_value(o).ok())
+        .filter(|r| r.pointer("/spec/applicationUID").and_then(Value::as_str) == Some(uid))
+        .collect())
+}
+
+/// Writes a record; `Ok(false)` when one of that name exists (a nonce or a
+/// request already used).
+async fn write_record(shared: &Shared, record: Value) -> Result<bool, String> {
+    let obj: DynamicObject =
+        serde_json::from_value(record).map_err(|e| format!("an ApprovalRecord: {e}"))?;
+    match records_api(shared)
+        .create(&PostParams::default(), &obj)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(format!("writing an ApprovalRecord: {e}")),
+    }
+}
+
+/// The record of `kind` for `key` among `records`.
+fn has_record(records: &[Value], kind: &str, key: &str) -> bool {
+    records.iter().any(|r| {
+        r.pointer("/spec/kind").and_then(Value::as_str) == Some(kind)
+            && r.pointer("/spec/key").and_then(Value::as_str) == Some(key)
+    })
+}
+
 fn info(raw: &Value, key: &str) -> Option<String> {
     raw.pointer("/operation/info")
         .and_then(Value::as_array)?
@@ -115,9 +225,18 @@ fn info(raw: &Value, key: &str) -> Option<String> {
         .map(String::from)
 }
 
-/// Who asked for the requested operation: the user the API server signed
-/// for, verified; otherwise the claimed `initiatedBy`, unverified.
-fn requester(signer: &Signer, raw: &Value) -> (String, bool, Option<String>) {
+/// Who asked for the requested operation. Verified when the API server
+/// signed it for this app, this `sync`, lately (a copy replayed later is
+/// not), and its nonce names no request yet; otherwise the claimed
+/// `initiatedBy`, unverified. With the override reason the server signed.
+struct Requester {
+    user: String,
+    verified: bool,
+    nonce: Option<String>,
+    override_reason: Option<String>,
+}
+
+fn requester(signer: &Signer, raw: &Value, requests: &[Value]) -> Requester {
     let uid = raw
         .pointer("/metadata/uid")
         .and_then(Value::as_str)
@@ -126,27 +245,40 @@ fn requester(signer: &Signer, raw: &Value) -> (String, bool, Option<String>) {
         .pointer("/operation/sync")
         .cloned()
         .unwrap_or(Value::Null);
-    if let (Some(user), Some(signature)) = (
-        info(raw, approval::INFO_REQUESTER),
-        info(raw, approval::INFO_SIGNATURE),
-    ) {
+    let signed = (|| {
+        let user = info(raw, approval::INFO_REQUESTER)?;
+        let signature = info(raw, approval::INFO_SIGNATURE)?;
+        let nonce = info(raw, approval::INFO_REQUEST)?;
+        let at = info(raw, approval::INFO_SIGNED_AT)?;
         let reason = info(raw, approval::INFO_OVERRIDE).unwrap_or_default();
-        if signer.verify(
-            "requester",
-            &approval::requester_payload(uid, &user, &sync, &reason),
-            &signature,
-        ) {
-            let reason = (!reason.is_empty()).then_some(reason);
-            return (user, true, reason);
+        let payload = approval::requester_payload(uid, &user, &sync, &reason, &nonce, &at);
+        if !signer.verify("requester", &payload, &signature) {
+            return None;
         }
+        let age = jiff::Timestamp::now().duration_since(at.parse::<jiff::Timestamp>().ok()?);
+        let fresh = age.as_secs() >= -60 && age.unsigned_abs() <= approval::REQUESTER_SIGNATURE_TTL;
+        let unused = !requests.iter().any(|r| name_of(r) == nonce);
+        (fresh && unused).then_some((user, nonce, reason))
+    })();
+    match signed {
+        Some((user, nonce, reason)) => Requester {
+            user,
+            verified: true,
+            nonce: Some(nonce),
+            override_reason: (!reason.is_empty()).then_some(reason),
+        },
+        None => Requester {
+            user: raw
+                .pointer("/operation/initiatedBy/username")
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty())
+                .unwrap_or("unknown")
+                .to_string(),
+            verified: false,
+            nonce: None,
+            override_reason: None,
+        },
     }
-    let claimed = raw
-        .pointer("/operation/initiatedBy/username")
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())
-        .unwrap_or("unknown")
-        .to_string();
-    (claimed, false, None)
 }
 
 /// The change summary kept with a request: what a sync would create,
@@ -156,6 +288,7 @@ fn summary(ready: &Ready) -> Value {
     use berth_engine::diff::Change;
     let (mut create, mut update, mut prune) = (0, 0, 0);
     let mut objects = Vec::new();
+    let mut used = 0;
     for d in &ready.comparison.diffs {
         let change = match d.change {
             Change::None => continue,
@@ -172,7 +305,7 @@ fn summary(ready: &Ready) -> Value {
                 "prune"
             }
         };
-        if objects.len() < SUMMARY_OBJECTS {
+        if objects.len() < SUMMARY_OBJECTS && used < SUMMARY_BYTES {
             let mut diff = d.unified();
             if diff.len() > SUMMARY_DIFF_BYTES {
                 let mut cut = SUMMARY_DIFF_BYTES;
@@ -182,6 +315,7 @@ fn summary(ready: &Ready) -> Value {
                 diff.truncate(cut);
                 diff.push_str("\n... (cut)\n");
             }
+            used += diff.len();
             objects.push(
                 json!({"group": d.group, "kind": d.kind, "namespace": d.namespace,
                 "name": d.name, "change": change, "diff": diff}),
@@ -193,16 +327,9 @@ fn summary(ready: &Ready) -> Value {
 }
 
 /// The spec's hash, so a changed spec (parameters, source, destination)
-/// supersedes pending requests.
+/// supersedes pending requests and voids approvals.
 fn spec_hash(raw: &Value) -> String {
-    approval::binding(
-        &[],
-        &[raw.get("spec").cloned().unwrap_or(Value::Null)],
-        &Value::Null,
-    )["desiredHash"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    approval::hash_of(&raw.get("spec").cloned().unwrap_or(Value::Null))
 }
 
 /// Whether `name` can name a SyncRequest.
@@ -256,10 +383,10 @@ async fn author(shared: &Arc<Shared>, raw: &Value, revision: &str) -> String {
 }
 
 /// The admission point for a sync of an app (`key` in the controller):
-/// runs it when no gate covers the app, when it carries out a request
-/// whose approvals hold for exactly this change, when it is an automated
-/// sync (self-heal too) of a change already approved, or a break-glass
-/// override; otherwise opens (or waits on) a request.
+/// runs it when no gate covers the app, when it carries out an approved
+/// request (once) whose approvals hold for exactly this change, when it is
+/// an automated sync (self-heal too) back to the change executed last, or
+/// a break-glass override; otherwise opens (or waits on) a request.
 pub(crate) async fn admit(
     shared: &Arc<Shared>,
     key: &str,
@@ -267,7 +394,8 @@ pub(crate) async fn admit(
     ready: &Ready,
     request: &SyncRequest,
 ) -> Admit {
-    let requirement = match requirement_of(shared, raw) {
+    let target = target_of(raw, ready);
+    let requirement = match requirement_of(shared, raw, &target) {
         Ok(None) => return Admit::Run(None),
         Ok(Some(r)) => r,
         Err(message) => return Admit::Hold(message, None),
@@ -283,123 +411,162 @@ pub(crate) async fn admit(
         );
     };
     let binding = approval::binding(
+        &binding_target(raw, ready),
         &ready.revisions,
         &ready.objects,
         &approval::options_of(request),
     );
     let now = jiff::Timestamp::now();
-    let requests = match requests_of(shared, raw).await {
-        Ok(r) => r,
-        Err(message) => return Admit::Hold(message, None),
+    let (requests, records) = match (
+        requests_of(shared, raw).await,
+        records_of(shared, raw).await,
+    ) {
+        (Ok(r), Ok(c)) => (r, c),
+        (Err(m), _) | (_, Err(m)) => return Admit::Hold(m, None),
     };
-    let name_of = |r: &Value| {
-        r.pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let approved_for_binding = requests.iter().find(|r| {
-        r.pointer("/spec/binding") == Some(&binding)
-            && matches!(
-                approval::evaluate(&signer, r, &requirement, now),
-                Verdict::Approved { .. }
-            )
-    });
+    let verdict = |r: &Value| approval::evaluate(&signer, r, &requirement, &records, now);
 
     if !request.automated {
-        let (user, verified, override_reason) = requester(&signer, raw);
+        let who = requester(&signer, raw, &requests);
         // Break glass: signed by the API server for a user with the
-        // override right, with a reason.
-        if let Some(reason) = override_reason {
-            announce(
-                shared,
+        // override right, with a reason; its nonce is used once.
+        if let (Some(reason), Some(nonce)) = (&who.override_reason, &who.nonce) {
+            let record = approval::record(
+                "Overridden",
+                nonce,
                 raw,
-                EventType::Warning,
-                "ApprovalOverridden",
-                format!(
-                    "{user} synced revision {} WITHOUT the required approvals ({}): {reason}",
-                    ready.revisions.join(","),
-                    requirement.sources().join(", ")
-                ),
-                &user,
-            )
-            .await;
-            return Admit::Run(None);
-        }
-        // It carries out a request: that one must hold for this change.
-        if let Some(carried) = info(raw, approval::INFO_REQUEST)
-            && let Some(r) = requests.iter().find(|r| name_of(r) == carried)
-            && r.pointer("/spec/operation").is_some()
-        {
-            let verdict = approval::evaluate(&signer, r, &requirement, now);
-            if matches!(verdict, Verdict::Approved { .. }) {
-                if r.pointer("/spec/binding") == Some(&binding) {
-                    return Admit::Run(Some(carried));
+                "",
+                &binding,
+                &who.user,
+                reason,
+                &rfc3339(SystemTime::now()),
+            );
+            match write_record(shared, record).await {
+                Ok(true) => {
+                    announce(
+                        shared,
+                        raw,
+                        EventType::Warning,
+                        "ApprovalOverridden",
+                        format!(
+                            "{} synced revision {} WITHOUT the required approvals ({}): {reason}",
+                            who.user,
+                            ready.revisions.join(","),
+                            requirement.sources().join(", ")
+                        ),
+                        &who.user,
+                    )
+                    .await;
+                    return Admit::Run(None);
                 }
-                set_phase(shared, raw, &carried, "Superseded",
-                    "what would be applied changed after the approvals (revision, rendered objects or options)").await;
+                Ok(false) => {
+                    return Admit::Refuse(
+                        "this break-glass override was used already: ask for a new one".into(),
+                    );
+                }
+                Err(m) => return Admit::Hold(m, None),
+            }
+        }
+        // It carries out a request: approved, not carried out before, and
+        // for exactly this change.
+        if let Some(carried) = info(raw, approval::INFO_REQUEST)
+            && let Some(r) = requests
+                .iter()
+                .find(|r| name_of(r) == carried && r.pointer("/spec/operation").is_some())
+            && matches!(verdict(r), Verdict::Approved { .. })
+        {
+            if has_record(&records, "Executed", &signature_of(r)) {
                 return Admit::Refuse(format!(
-                    "SyncRequest {carried}: the approved change no longer matches what would be applied (the revision, the rendered objects or the options changed); ask for a new sync"
+                    "SyncRequest {carried} was carried out already; ask for a new sync"
                 ));
             }
+            if r.pointer("/spec/binding") == Some(&binding) {
+                return Admit::Run(Some(carried));
+            }
+            set_phase(
+                shared,
+                raw,
+                &carried,
+                "Superseded",
+                "what would be applied changed after the approvals (revision, rendered objects, spec or options)",
+            )
+            .await;
+            return Admit::Refuse(format!(
+                "SyncRequest {carried}: the approved change no longer matches what would be applied (the revision, the rendered objects, the spec or the options changed); ask for a new sync"
+            ));
         }
         // A request for the same change by the same user is pending.
         if let Some(r) = requests.iter().find(|r| {
             r.pointer("/spec/binding") == Some(&binding)
                 && r.pointer("/spec/requester/username")
                     .and_then(Value::as_str)
-                    == Some(user.as_str())
-                && matches!(
-                    approval::evaluate(&signer, r, &requirement, now),
-                    Verdict::Pending { .. }
-                )
+                    .is_some_and(|u| approval::same_user(u, &who.user))
+                && matches!(verdict(r), Verdict::Pending { .. })
         }) {
             return Admit::Hold(
                 format!("SyncRequest {} waits for approvals", name_of(r)),
                 Some(name_of(r)),
             );
         }
-        let chosen = info(raw, approval::INFO_REQUEST)
-            .filter(|n| valid_name(n) && !requests.iter().any(|r| name_of(r) == *n));
         let mut operation = raw.get("operation").cloned().unwrap_or(Value::Null);
         if let Some(m) = operation.as_object_mut() {
             m.remove("info");
         }
-        let follows_target = raw
-            .pointer("/operation/sync/revision")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-            && raw
-                .pointer("/operation/sync/revisions")
-                .is_none_or(|r| r.as_array().is_none_or(|a| a.is_empty()));
+        let pinned = |p: &str| {
+            raw.pointer(p).is_some_and(|r| match r {
+                Value::String(s) => !s.is_empty(),
+                Value::Array(a) => a.iter().any(|x| x.as_str().is_some_and(|s| !s.is_empty())),
+                _ => false,
+            })
+        };
+        let follows_target =
+            !pinned("/operation/sync/revision") && !pinned("/operation/sync/revisions");
+        let chosen = who.nonce.clone().filter(|n| valid_name(n));
         return open(
             shared,
             key,
             raw,
             ready,
-            &signer,
-            &requirement,
-            binding,
-            Some(operation),
-            (user, verified),
-            follows_target,
-            chosen,
+            Opening {
+                signer: &signer,
+                requirement: &requirement,
+                binding,
+                operation: Some(operation),
+                requester: (who.user, who.verified),
+                follows_target,
+                chosen,
+            },
         )
         .await;
     }
 
-    // Automated (a new revision, or self-heal): only a change already
-    // approved runs; otherwise one request per change.
-    if let Some(r) = approved_for_binding {
-        return Admit::Run(Some(name_of(r)));
+    // Automated. Self-heal: back to the change carried out last.
+    let last = records
+        .iter()
+        .filter(|r| r.pointer("/spec/kind").and_then(Value::as_str) == Some("Executed"))
+        .max_by_key(|r| {
+            r.pointer("/spec/at")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        });
+    if last.and_then(|r| r.pointer("/spec/binding")) == Some(&binding) {
+        return Admit::Run(None);
     }
+    // A new change: its request, approved and not carried out yet, runs.
     if let Some(r) = requests.iter().find(|r| {
         r.pointer("/spec/binding") == Some(&binding)
             && r.pointer("/spec/automated").and_then(Value::as_bool) == Some(true)
-            && !matches!(
-                approval::evaluate(&signer, r, &requirement, now),
-                Verdict::Forged
-            )
+            && !has_record(&records, "Executed", &signature_of(r))
+            && matches!(verdict(r), Verdict::Approved { .. })
+    }) {
+        return Admit::Run(Some(name_of(r)));
+    }
+    // Pending or closed: one request per change (a new one after expiry).
+    if let Some(r) = requests.iter().find(|r| {
+        r.pointer("/spec/binding") == Some(&binding)
+            && r.pointer("/spec/automated").and_then(Value::as_bool) == Some(true)
+            && !matches!(verdict(r), Verdict::Forged | Verdict::Expired)
     }) {
         let phase = r
             .pointer("/status/phase")
@@ -410,49 +577,76 @@ pub(crate) async fn admit(
             Some(name_of(r)),
         );
     }
+    // Older automated requests of this app are superseded by this one.
+    for r in &requests {
+        if r.pointer("/spec/automated").and_then(Value::as_bool) == Some(true)
+            && matches!(verdict(r), Verdict::Pending { .. })
+            && r.pointer("/status/phase").and_then(Value::as_str) != Some("Superseded")
+        {
+            set_phase(
+                shared,
+                raw,
+                &name_of(r),
+                "Superseded",
+                "a newer change to sync",
+            )
+            .await;
+        }
+    }
     open(
         shared,
         key,
         raw,
         ready,
-        &signer,
-        &requirement,
-        binding,
-        None,
-        (approval::AUTOMATED_REQUESTER.to_string(), true),
-        true,
-        None,
+        Opening {
+            signer: &signer,
+            requirement: &requirement,
+            binding,
+            operation: None,
+            // Whoever changed the target is not known: one approval more.
+            requester: (approval::AUTOMATED_REQUESTER.to_string(), false),
+            follows_target: true,
+            chosen: None,
+        },
     )
     .await
 }
 
+/// What a new request is made of.
+struct Opening<'a> {
+    signer: &'a Signer,
+    requirement: &'a Requirement,
+    binding: Value,
+    operation: Option<Value>,
+    requester: (String, bool),
+    follows_target: bool,
+    chosen: Option<String>,
+}
+
 /// Opens a request for the change `binding`.
-#[allow(clippy::too_many_arguments)]
 async fn open(
     shared: &Arc<Shared>,
     key: &str,
     raw: &Value,
     ready: &Ready,
-    signer: &Signer,
-    requirement: &Requirement,
-    binding: Value,
-    operation: Option<Value>,
-    (user, verified): (String, bool),
-    follows_target: bool,
-    chosen: Option<String>,
+    o: Opening<'_>,
 ) -> Admit {
     let app_name = raw
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let name = chosen.unwrap_or_else(|| {
+    let name = o.chosen.unwrap_or_else(|| {
         let base: String = app_name.chars().take(240).collect();
         format!("{base}-{}", random_suffix())
     });
+    let (user, verified) = o.requester;
     let now = jiff::Timestamp::now();
-    let ttl = jiff::SignedDuration::try_from(requirement.ttl)
+    let ttl = jiff::SignedDuration::try_from(o.requirement.ttl)
         .unwrap_or(jiff::SignedDuration::from_hours(24));
-    let expires = now.checked_add(ttl).unwrap_or(now);
+    let expires = now.checked_add(ttl).unwrap_or_else(|_| {
+        now.checked_add(jiff::SignedDuration::from_hours(24))
+            .unwrap_or(now)
+    });
     let author = author(
         shared,
         raw,
@@ -466,15 +660,14 @@ async fn open(
     let mut spec = json!({
         "application": app_name,
         "applicationUID": raw.pointer("/metadata/uid"),
-        "binding": binding,
-        "automated": operation.is_none(),
-        "operation": operation,
-        "followsTarget": follows_target,
-        "specHash": spec_hash(raw),
+        "binding": o.binding,
+        "automated": o.operation.is_none(),
+        "operation": o.operation,
+        "followsTarget": o.follows_target,
         "requester": {"username": user, "verified": verified},
         "author": author,
-        "requiredApprovals": requirement.required(),
-        "gates": requirement.sources(),
+        "requiredApprovals": o.requirement.required(),
+        "gates": o.requirement.sources(),
         "createdAt": rfc3339(SystemTime::now()),
         "expiresAt": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "summary": summary(ready),
@@ -484,7 +677,7 @@ async fn open(
     {
         m.remove("operation");
     }
-    spec["signature"] = json!(signer.sign("request", &spec));
+    spec["signature"] = json!(o.signer.sign("request", &spec));
     let obj = json!({
         "apiVersion": format!("{}/v1alpha1", berth_api::crds::BERTH_GROUP),
         "kind": "SyncRequest",
@@ -519,8 +712,8 @@ async fn open(
         format!(
             "SyncRequest {name}: {user} asks to sync revision {} ({} approval(s) needed: {})",
             ready.revisions.join(","),
-            requirement.required(),
-            requirement.sources().join(", ")
+            o.requirement.required(),
+            o.requirement.sources().join(", ")
         ),
         &user,
     )
@@ -543,28 +736,34 @@ async fn set_phase(shared: &Shared, raw: &Value, request: &str, phase: &str, mes
     }
 }
 
-/// A request was carried out.
+/// A request was carried out: its ApprovalRecord (so it never runs
+/// again, and self-heal knows the approved state), its phase, the audit.
 pub(crate) async fn executed(shared: &Arc<Shared>, raw: &Value, request: &str) {
-    let done = requests_api(shared, raw)
-        .get_opt(request)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|r| serde_json::to_value(r).ok())
-        .and_then(|r| {
-            r.pointer("/status/phase")
-                .and_then(Value::as_str)
-                .map(String::from)
-        });
-    if done.as_deref() == Some("Executed") {
+    let Ok(Some(obj)) = requests_api(shared, raw).get_opt(request).await else {
         return;
-    }
-    set_phase(shared, raw, request, "Executed", "the approved sync ran").await;
-    let user = raw
-        .pointer("/operation/initiatedBy/username")
+    };
+    let Ok(r) = serde_json::to_value(obj) else {
+        return;
+    };
+    let user = r
+        .pointer("/spec/requester/username")
         .and_then(Value::as_str)
         .unwrap_or(approval::AUTOMATED_REQUESTER)
         .to_string();
+    let record = approval::record(
+        "Executed",
+        &signature_of(&r),
+        raw,
+        request,
+        r.pointer("/spec/binding").unwrap_or(&Value::Null),
+        &user,
+        "",
+        &rfc3339(SystemTime::now()),
+    );
+    if let Err(e) = write_record(shared, record).await {
+        tracing::warn!(request, error = %e, "recording an executed request");
+    }
+    set_phase(shared, raw, request, "Executed", "the approved sync ran").await;
     announce(
         shared,
         raw,
@@ -577,41 +776,64 @@ pub(crate) async fn executed(shared: &Arc<Shared>, raw: &Value, request: &str) {
 }
 
 /// Moves the app's requests along at each comparison (no operation
-/// pending): expired, superseded by a new target or spec, rejected; an
-/// approved manual request becomes the Application's `operation`. Returns
+/// pending): expired, superseded by a new target or spec, rejected; the
+/// newest approved manual request becomes the Application's `operation`.
+/// Deletes closed requests beyond the newest few. Returns
 /// `status.berth.approval` for the app, `Null` when it is not gated.
 pub(crate) async fn maintain(shared: &Arc<Shared>, key: &str, raw: &Value, ready: &Ready) -> Value {
-    let requirement = match requirement_of(shared, raw) {
+    let target = target_of(raw, ready);
+    let requirement = match requirement_of(shared, raw, &target) {
         Ok(Some(r)) => r,
         Ok(None) => return Value::Null,
         Err(message) => return json!({"message": message}),
     };
+    let summary_of = || json!({"required": requirement.required(), "gates": requirement.sources()});
     let Some(signer) = shared.signer.clone() else {
-        return json!({"required": requirement.required(), "message": "the signing key could not be read"});
+        let mut out = summary_of();
+        out["message"] = json!("the signing key could not be read");
+        return out;
     };
-    let Ok(requests) = requests_of(shared, raw).await else {
-        return json!({"required": requirement.required(), "gates": requirement.sources()});
+    let (Ok(requests), Ok(records)) = (
+        requests_of(shared, raw).await,
+        records_of(shared, raw).await,
+    ) else {
+        return summary_of();
     };
     let now = jiff::Timestamp::now();
-    let hash = spec_hash(raw);
+    let current = binding_target(raw, ready);
     let mut shown = Value::Null;
+    let mut launched = false;
+    let mut closed = 0;
     for r in &requests {
-        let name = r
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let name = name_of(r);
         let phase = r
             .pointer("/status/phase")
             .and_then(Value::as_str)
             .unwrap_or("Pending");
-        if matches!(
-            phase,
-            "Executed" | "Rejected" | "Expired" | "Superseded" | "Forged"
-        ) {
+        let verdict = approval::evaluate(&signer, r, &requirement, &records, now);
+        let executed = has_record(&records, "Executed", &signature_of(r));
+        if executed
+            || matches!(
+                verdict,
+                Verdict::Forged | Verdict::Rejected { .. } | Verdict::Expired
+            )
+            || phase == "Superseded"
+        {
+            closed += 1;
+            if closed > REQUESTS_KEPT {
+                let _ = requests_api(shared, raw)
+                    .delete(&name, &DeleteParams::default())
+                    .await;
+                continue;
+            }
+        }
+        if executed {
+            if phase != "Executed" {
+                set_phase(shared, raw, &name, "Executed", "the approved sync ran").await;
+            }
             continue;
         }
-        let verdict = approval::evaluate(&signer, r, &requirement, now);
-        let stale = r.pointer("/spec/specHash").and_then(Value::as_str) != Some(hash.as_str())
+        let stale = r.pointer("/spec/binding/target") != Some(&current)
             || (r.pointer("/spec/followsTarget").and_then(Value::as_bool) == Some(true)
                 && r.pointer("/spec/binding/revisions") != Some(&json!(ready.revisions)));
         let user = r
@@ -621,45 +843,43 @@ pub(crate) async fn maintain(shared: &Arc<Shared>, key: &str, raw: &Value, ready
             .to_string();
         match verdict {
             Verdict::Forged => {
-                set_phase(shared, raw, name, "Forged", "not signed by Berth: ignored").await;
-                tracing::warn!(app = %key, request = %name, "a SyncRequest without a valid signature: ignored");
+                if phase != "Forged" {
+                    set_phase(shared, raw, &name, "Forged", "not signed by Berth: ignored").await;
+                    tracing::warn!(app = %key, request = %name, "a SyncRequest without a valid signature: ignored");
+                }
             }
             Verdict::Rejected { by, comment } => {
-                set_phase(
-                    shared,
-                    raw,
-                    name,
-                    "Rejected",
-                    &format!("rejected by {by}: {comment}"),
-                )
-                .await;
-                announce(
-                    shared,
-                    raw,
-                    EventType::Warning,
-                    "ApprovalRejected",
-                    format!("SyncRequest {name} rejected by {by}: {comment}"),
-                    &by,
-                )
-                .await;
+                if phase != "Rejected" {
+                    set_phase(
+                        shared,
+                        raw,
+                        &name,
+                        "Rejected",
+                        &format!("rejected by {by}: {comment}"),
+                    )
+                    .await;
+                }
             }
             Verdict::Expired => {
-                set_phase(shared, raw, name, "Expired", "not approved in time").await;
-                announce(
-                    shared,
-                    raw,
-                    EventType::Warning,
-                    "ApprovalExpired",
-                    format!("SyncRequest {name} expired without the approvals it needed"),
-                    &user,
-                )
-                .await;
+                if phase != "Expired" {
+                    set_phase(shared, raw, &name, "Expired", "not approved in time").await;
+                    announce(
+                        shared,
+                        raw,
+                        EventType::Warning,
+                        "ApprovalExpired",
+                        format!("SyncRequest {name} expired without the approvals it needed"),
+                        &user,
+                    )
+                    .await;
+                }
             }
+            _ if phase == "Superseded" => {}
             Verdict::Pending { .. } | Verdict::Approved { .. } if stale => {
                 set_phase(
                     shared,
                     raw,
-                    name,
+                    &name,
                     "Superseded",
                     "a new revision or a changed spec",
                 )
@@ -678,7 +898,7 @@ pub(crate) async fn maintain(shared: &Arc<Shared>, key: &str, raw: &Value, ready
             }
             Verdict::Pending { have, need } => {
                 if phase != "Pending" {
-                    set_phase(shared, raw, name, "Pending", "").await;
+                    set_phase(shared, raw, &name, "Pending", "").await;
                 }
                 if shown.is_null() {
                     shown = json!({"request": name, "phase": "Pending", "approvals": have, "required": need});
@@ -689,7 +909,7 @@ pub(crate) async fn maintain(shared: &Arc<Shared>, key: &str, raw: &Value, ready
                     set_phase(
                         shared,
                         raw,
-                        name,
+                        &name,
                         "Approved",
                         &format!("approved by {}", approvers.join(", ")),
                     )
@@ -698,30 +918,47 @@ pub(crate) async fn maintain(shared: &Arc<Shared>, key: &str, raw: &Value, ready
                 if shown.is_null() {
                     shown = json!({"request": name, "phase": "Approved", "approvers": approvers});
                 }
-                // A manual request runs as the app's operation.
-                if let Some(operation) = r.pointer("/spec/operation").filter(|o| o.is_object())
+                // The newest approved manual request runs as the app's
+                // operation; the version guard keeps an operation someone
+                // writes meanwhile.
+                if !launched
+                    && let Some(operation) = r.pointer("/spec/operation").filter(|o| o.is_object())
                     && raw.get("operation").is_none_or(Value::is_null)
                 {
+                    launched = true;
                     let mut op = operation.clone();
                     op["initiatedBy"] = json!({"username": user});
                     op["info"] = json!([
                         {"name": approval::INFO_REQUEST, "value": name},
                         {"name": "berth.io/approved-by", "value": approvers.join(", ")},
                     ]);
-                    if let Err(e) = shared.patch_app(key, &json!({"operation": op})).await {
-                        tracing::warn!(app = %key, request = %name, error = %e, "starting an approved sync");
-                    } else {
-                        tracing::info!(app = %key, request = %name, "approved: the sync starts");
+                    let patch = json!({
+                        "metadata": {"resourceVersion": raw.pointer("/metadata/resourceVersion")},
+                        "operation": op,
+                    });
+                    match shared.patch_app(key, &patch).await {
+                        Ok(_) => {
+                            tracing::info!(app = %key, request = %name, "approved: the sync starts")
+                        }
+                        Err(e) => {
+                            tracing::warn!(app = %key, request = %name, error = %e, "starting an approved sync")
+                        }
                     }
                 }
             }
         }
     }
-    let mut out = json!({"required": requirement.required(), "gates": requirement.sources()});
-    if let Some(m) = shown.as_object() {
-        for (k, v) in m {
-            out[k] = v.clone();
-        }
+    // Every key, so a merge patch of the status drops those of an
+    // earlier state.
+    let mut out = json!({"request": null, "phase": null, "approvals": null,
+        "approvers": null, "message": null});
+    for (k, v) in summary_of()
+        .as_object()
+        .into_iter()
+        .flatten()
+        .chain(shown.as_object().into_iter().flatten())
+    {
+        out[k] = v.clone();
     }
     out
 }

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use berth_controller::approval::{self, Approver, Requirement, Verdict};
 use kube::Api;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::apps::{AppRef, fetch, rbac_object};
@@ -52,7 +52,31 @@ pub(crate) async fn requirement(
         &gates,
         app,
         &approval::qualified_name(app, &state.namespace),
+        &approval::Target::from_spec(app),
     ))
+}
+
+fn records_api(state: &AppState) -> Api<DynamicObject> {
+    Api::all_with(
+        state.client.clone(),
+        &berth_cluster::bootstrap::approvalrecord_resource(),
+    )
+}
+
+/// The app's ApprovalRecords (rejections and executions that editing a
+/// request cannot undo).
+async fn records(state: &AppState, app: &DynamicObject) -> Result<Vec<Value>, ApiError> {
+    let uid = app.metadata.uid.as_deref().unwrap_or_default();
+    let list = records_api(state)
+        .list(&ListParams::default().labels(&format!("{}={uid}", approval::RECORD_UID_LABEL)))
+        .await
+        .map_err(|e| ApiError::kube("ApprovalRecords", e))?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|o| serde_json::to_value(o).ok())
+        .filter(|r| r.pointer("/spec/applicationUID").and_then(Value::as_str) == Some(uid))
+        .collect())
 }
 
 fn signer(state: &AppState) -> Result<&approval::Signer, ApiError> {
@@ -66,13 +90,18 @@ fn signer(state: &AppState) -> Result<&approval::Signer, ApiError> {
 
 /// A request as the API shows it: the object without managed fields, and
 /// where it stands (`status.verdict`, computed from its signatures now).
-fn shown(state: &AppState, request: &DynamicObject, requirement: Option<&Requirement>) -> Value {
+fn shown(
+    state: &AppState,
+    request: &DynamicObject,
+    requirement: Option<&Requirement>,
+    records: &[Value],
+) -> Value {
     let mut v = serde_json::to_value(request).unwrap_or(Value::Null);
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");
     }
     if let (Some(signer), Some(req)) = (state.signer.as_ref(), requirement) {
-        let verdict = match approval::evaluate(signer, &v, req, jiff::Timestamp::now()) {
+        let verdict = match approval::evaluate(signer, &v, req, records, jiff::Timestamp::now()) {
             Verdict::Approved { approvers } => json!({"state": "Approved", "approvers": approvers}),
             Verdict::Pending { have, need } => {
                 json!({"state": "Pending", "approvals": have, "required": need})
@@ -122,13 +151,14 @@ pub async fn list(
         .map_err(|e| ApiError::kube(&format!("the SyncRequests of {app_ref}"), e))?;
     let rendered = crate::apps::render(&app);
     let requirement = requirement(&state, &rendered).await?;
+    let records = records(&state, &app).await?;
     let mut items: Vec<Value> = list
         .items
         .iter()
         .filter(|r| {
             r.data.pointer("/spec/application").and_then(Value::as_str) == Some(name.as_str())
         })
-        .map(|r| shown(&state, r, requirement.as_ref()))
+        .map(|r| shown(&state, r, requirement.as_ref(), &records))
         .collect();
     items.sort_by(|a, b| {
         let t = |v: &Value| {
@@ -181,7 +211,8 @@ pub async fn get(
     let request = params.get("request").cloned().unwrap_or_default();
     let obj = one(&state, &app, &request).await?;
     let requirement = requirement(&state, &crate::apps::render(&app)).await?;
-    Ok(Json(shown(&state, &obj, requirement.as_ref())))
+    let records = records(&state, &app).await?;
+    Ok(Json(shown(&state, &obj, requirement.as_ref(), &records)))
 }
 
 /// `POST /api/v1/applications/{name}/approvals/{request}` with
@@ -232,7 +263,16 @@ pub async fn decide(
         let obj = one(&state, &app, &request).await?;
         let value = serde_json::to_value(&obj).unwrap_or(Value::Null);
         let now = jiff::Timestamp::now();
-        match approval::evaluate(signer, &value, &requirement, now) {
+        let records = records(&state, &app).await?;
+        if records.iter().any(|r| {
+            r.pointer("/spec/kind").and_then(Value::as_str) == Some("Executed")
+                && r.pointer("/spec/request").and_then(Value::as_str) == Some(request.as_str())
+        }) {
+            return Err(ApiError::conflict(format!(
+                "SyncRequest {request:?} was carried out already: it can no longer be decided"
+            )));
+        }
+        match approval::evaluate(signer, &value, &requirement, &records, now) {
             Verdict::Forged => {
                 return Err(ApiError::conflict(format!(
                     "SyncRequest {request:?} was not made by Berth (its signature does not hold): it cannot be decided"
@@ -264,10 +304,25 @@ pub async fn decide(
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        if approvals
-            .iter()
-            .any(|a| a.get("user").and_then(Value::as_str) == Some(caller.user.as_str()))
-        {
+        // Only decisions Berth signed count here too: a forged entry
+        // naming someone does not keep them from deciding.
+        let request_signature = value
+            .pointer("/spec/signature")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if approvals.iter().any(|a| {
+            a.get("user")
+                .and_then(Value::as_str)
+                .is_some_and(|u| approval::same_user(u, &caller.user))
+                && signer.verify(
+                    "approval",
+                    &approval::approval_payload(&request_signature, a),
+                    a.get("signature")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                )
+        }) {
             return Err(ApiError::conflict(format!(
                 "{} has already decided on SyncRequest {request:?}: a decision counts once",
                 caller.user
@@ -288,20 +343,40 @@ pub async fn decide(
                 caller.user
             )));
         }
-        let request_signature = value
-            .pointer("/spec/signature")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let at = berth_api::time::rfc3339(SystemTime::now());
+        // A rejection stands where editing the request cannot undo it.
+        if decision == "reject" {
+            let record = approval::record(
+                "Rejected",
+                &request_signature,
+                &rendered_app,
+                &request,
+                value.pointer("/spec/binding").unwrap_or(&Value::Null),
+                &caller.user,
+                &comment,
+                &at,
+            );
+            let obj: DynamicObject = serde_json::from_value(record)
+                .map_err(|e| ApiError::internal(format!("an ApprovalRecord: {e}")))?;
+            match records_api(&state)
+                .create(&PostParams::default(), &obj)
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(ApiError::kube("the rejection's ApprovalRecord", e)),
+            }
+        }
         let mut entry = json!({
             "user": caller.user,
             "groups": caller.groups,
             "decision": decision,
             "comment": comment,
-            "at": berth_api::time::rfc3339(SystemTime::now()),
+            "at": at,
         });
         entry["signature"] = json!(signer.sign(
             "approval",
-            &approval::approval_payload(request_signature, &entry)
+            &approval::approval_payload(&request_signature, &entry)
         ));
         let mut all = approvals;
         all.push(entry);
@@ -335,7 +410,7 @@ pub async fn decide(
                 {
                     tracing::warn!(app = %app_ref, error = %e, "refreshing after a decision");
                 }
-                return Ok(Json(shown(&state, &updated, Some(&requirement))));
+                return Ok(Json(shown(&state, &updated, Some(&requirement), &records)));
             }
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             Err(e) => return Err(ApiError::kube(&format!("SyncRequest {request:?}"), e)),

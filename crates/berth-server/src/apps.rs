@@ -803,10 +803,11 @@ async fn remove(
     Ok(Json(json!({})))
 }
 
-/// `operation.info` for a sync of a gated app: who asks (signed, so the
-/// controller can trust it), the name of the request it opens, and a
-/// break-glass reason. Empty for an app no gate covers.
-async fn requester_info(
+/// `operation.info` for every sync: who asks, signed with a nonce (the
+/// name of the request it opens if the app is gated) and the time, so the
+/// controller can trust it once and not a copy later; a break-glass
+/// reason; and whether this server found the app gated (for the CLI).
+pub(crate) async fn requester_info(
     state: &AppState,
     app: &DynamicObject,
     user: &str,
@@ -814,25 +815,23 @@ async fn requester_info(
     override_reason: &str,
 ) -> Result<Value, ApiError> {
     use berth_controller::approval;
-    if crate::approvals::requirement(state, &render(app))
+    let gated = crate::approvals::requirement(state, &render(app))
         .await?
-        .is_none()
-    {
-        if !override_reason.is_empty() {
-            return Err(ApiError::bad_request(
-                "approvalOverride: this application needs no approvals; sync it without an override",
+        .is_some();
+    if !gated && !override_reason.is_empty() {
+        return Err(ApiError::bad_request(
+            "approvalOverride: this application needs no approvals; sync it without an override",
+        ));
+    }
+    let Some(signer) = state.signer.as_ref() else {
+        if gated {
+            return Err(ApiError::unavailable(
+                "the approval signing key could not be read when the server started",
             ));
         }
         return Ok(json!([]));
-    }
-    let signer = state.signer.as_ref().ok_or_else(|| {
-        ApiError::unavailable("the approval signing key could not be read when the server started")
-    })?;
+    };
     let uid = app.metadata.uid.as_deref().unwrap_or_default();
-    let signature = signer.sign(
-        "requester",
-        &approval::requester_payload(uid, user, sync, override_reason),
-    );
     let base: String = app
         .metadata
         .name
@@ -841,16 +840,26 @@ async fn requester_info(
         .chars()
         .take(240)
         .collect();
-    let suffix: String = crate::auth::random_bytes(4)
+    let suffix: String = crate::auth::random_bytes(6)
         .map_err(|e| ApiError::internal(format!("random bytes: {e}")))?
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    let nonce = format!("{base}-{suffix}");
+    let at = berth_api::time::rfc3339(std::time::SystemTime::now());
+    let signature = signer.sign(
+        "requester",
+        &approval::requester_payload(uid, user, sync, override_reason, &nonce, &at),
+    );
     let mut info = vec![
         json!({"name": approval::INFO_REQUESTER, "value": user}),
         json!({"name": approval::INFO_SIGNATURE, "value": signature}),
-        json!({"name": approval::INFO_REQUEST, "value": format!("{base}-{suffix}")}),
+        json!({"name": approval::INFO_REQUEST, "value": nonce}),
+        json!({"name": approval::INFO_SIGNED_AT, "value": at}),
     ];
+    if gated {
+        info.push(json!({"name": approval::INFO_GATED, "value": "true"}));
+    }
     if !override_reason.is_empty() {
         info.push(json!({"name": approval::INFO_OVERRIDE, "value": override_reason}));
     }
@@ -1043,10 +1052,11 @@ async fn rollback(
         sync["revisions"] = entry.get("revisions").cloned().unwrap_or(Value::Null);
     }
     tracing::info!(user = %caller.user, app = %name, id, "rollback requested");
+    let info = requester_info(&state, &app, &caller.user, &sync, "").await?;
     request_operation(
         &state,
         &app,
-        json!({"sync": sync, "initiatedBy": {"username": caller.user}}),
+        json!({"sync": sync, "initiatedBy": {"username": caller.user}, "info": info}),
     )
     .await
 }

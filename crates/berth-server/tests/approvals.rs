@@ -320,6 +320,29 @@ async fn gated_syncs_need_approvals() {
     })
     .await;
     assert_eq!(decide("carol", &id4, "approve", "").await.0, 409);
+    // Removing the rejection from the request does not reopen it: it
+    // stands in an ApprovalRecord, cluster-scoped.
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "syncrequest.berth.io",
+            &id4,
+            "-n",
+            &control,
+            "--subresource=status",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"approvals":[],"phase":"Pending"}}"#,
+        ],
+        None,
+    );
+    assert_eq!(decide("carol", &id4, "approve", "").await.0, 409);
+    assert_eq!(
+        request(&id4).await["status"]["verdict"]["state"],
+        "Rejected"
+    );
     assert_eq!(color(), "green");
 
     // A restricted user of the control plane patches `operation` and
@@ -482,7 +505,13 @@ async fn gated_syncs_need_approvals() {
     let (id7, r7) = automated(&purple).await.unwrap();
     assert_eq!(r7["spec"]["requester"]["username"], "automated-sync");
     assert_eq!(color(), "green");
+    // Who changed the target is not known: one approval more than the
+    // gate's.
     assert_eq!(decide("bob", &id7, "approve", "").await.0, 200);
+    assert_eq!(request(&id7).await["status"]["verdict"]["required"], 2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(color(), "green");
+    assert_eq!(decide("carol", &id7, "approve", "").await.0, 200);
     until("purple applied once approved", async || color() == "purple").await;
     kubectl(
         &ns,
@@ -533,6 +562,50 @@ async fn gated_syncs_need_approvals() {
     .await;
     assert_eq!(code, 200, "{body}");
     until("the override synced orange", async || color() == "orange").await;
+    // The override's signed request, copied from the status and written
+    // again by mallory for a newer commit: refused, nothing applied.
+    let used = get_app().await["status"]["operationState"]["operation"].clone();
+    assert!(used["info"].is_array(), "{used}");
+    let _ = push("black");
+    until("black is the target", async || {
+        get_app().await["status"]["sync"]["revision"] != json!(orange)
+    })
+    .await;
+    let replay = json!({"operation": {"sync": used["sync"].clone(), "info": used["info"].clone(),
+        "initiatedBy": {"username": "erin"}}});
+    let replay = {
+        let mut r = replay;
+        if let Some(sync) = r["operation"]["sync"].as_object_mut() {
+            // As erin's request was made: without what the controller
+            // added (the resolved revision, the options in force).
+            sync.remove("revision");
+            sync.remove("syncOptions");
+        }
+        r
+    };
+    let wrote = as_mallory(&[
+        "patch",
+        "app",
+        &app,
+        "-n",
+        &control,
+        "--type",
+        "merge",
+        "-p",
+        &replay.to_string(),
+    ]);
+    assert!(
+        wrote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wrote.stderr)
+    );
+    until("the replayed override refused", async || {
+        get_app().await["status"]["operationState"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("used already"))
+    })
+    .await;
+    assert_eq!(color(), "orange", "the replay applied nothing");
     until("the override audited", async || {
         let list = kubectl(
             &ns,

@@ -645,7 +645,8 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
             let path = format!("/api/v1/applications/{}", encode(&name));
             let answered =
                 rt.block_on(api.call(Method::POST, &format!("{path}/sync"), Some(&body)))?;
-            let request = info_value(&answered, "berth.io/request");
+            let gated = info_value(&answered, "berth.io/gated").as_deref() == Some("true");
+            let request = info_value(&answered, "berth.io/request").filter(|_| gated);
             if let Some(id) = request.filter(|_| override_approval.is_none()) {
                 return rt
                     .block_on(gated_sync(&api, &path, &name, &id, wait, timeout))
