@@ -1704,7 +1704,7 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                         Decision::Sync(request)
                     }
                     crate::gate::Admit::Refuse(message) => Decision::Refuse(message),
-                    crate::gate::Admit::Hold(message, request) => {
+                    crate::gate::Admit::Hold(message, held) => {
                         tracing::info!(app = %name, %message, "sync held for approvals");
                         if !status.get("berth").is_some_and(Value::is_object) {
                             status["berth"] = json!({});
@@ -1716,14 +1716,14 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                             status["berth"]["approval"] = json!({});
                         }
                         status["berth"]["approval"]["message"] = json!(message);
-                        if let Some(r) = &request {
+                        if let Some(r) = &held {
                             status["berth"]["approval"]["request"] = json!(r);
                         }
                         if raw.get("operation").is_some_and(|o| !o.is_null()) {
                             // A request holds the operation now; without
                             // one (gates or key unreadable, a failed
                             // write) it stays and is looked at again.
-                            if request.is_some() {
+                            if held.is_some() {
                                 if let Err(e) = shared
                                     .patch_app(name, &json!({"operation": null, "status": status}))
                                     .await
@@ -1738,6 +1738,12 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
                                     shared.queue.push(&name);
                                 });
                             }
+                            return;
+                        }
+                        // While a newer change waits, self-heal restores
+                        // the change carried out last, and only that.
+                        if request.automated && heal_to_approved(shared, name, &raw).await {
+                            shared.queue.push(name);
                             return;
                         }
                         Decision::Nothing
@@ -1867,6 +1873,66 @@ async fn reconcile(shared: &Arc<Shared>, name: &str) {
     if let Err(e) = shared.patch_app(name, &patch).await {
         tracing::warn!(app = %name, error = %e, "writing status");
     }
+}
+
+/// Self-heal of a gated app whose target waits for approval: when the
+/// live objects drifted from the change carried out last (its Executed
+/// ApprovalRecord), that change, rendered again from its revisions, is
+/// synced if it still binds exactly as approved. Whether it synced.
+async fn heal_to_approved(shared: &Arc<Shared>, name: &str, raw: &Value) -> bool {
+    if raw
+        .pointer("/spec/syncPolicy/automated/selfHeal")
+        .and_then(Value::as_bool)
+        != Some(true)
+    {
+        return false;
+    }
+    let Some(approved) = crate::gate::last_executed(shared, raw).await else {
+        return false;
+    };
+    let revisions: Vec<String> = approved
+        .pointer("/revisions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str().map(String::from))
+        .collect();
+    let Some(first) = revisions.first() else {
+        return false;
+    };
+    if !shared.heal_wait(name, first).is_zero() {
+        return false;
+    }
+    let mut pinned = raw.clone();
+    pinned["operation"] = if raw.pointer("/spec/sources").is_some_and(Value::is_array) {
+        json!({"sync": {"revisions": revisions}, "initiatedBy": {"automated": true}})
+    } else {
+        json!({"sync": {"revision": first}, "initiatedBy": {"automated": true}})
+    };
+    let Compared { ready, .. } = compare_app(shared, name, &pinned, false).await;
+    let Some(ready) = ready else {
+        return false;
+    };
+    if ready.comparison.sync != berth_engine::diff::SyncStatus::OutOfSync {
+        return false;
+    }
+    let Decision::Sync(request) = policy::decide(
+        raw,
+        ready.comparison.sync,
+        &ready.revision,
+        ready.objects.is_empty(),
+        true,
+        None,
+    ) else {
+        return false;
+    };
+    if !request.automated || crate::gate::binding_for(&pinned, &ready, &request) != approved {
+        return false;
+    }
+    tracing::info!(app = %name, revision = %ready.revision, "self-heal back to the change approved last");
+    shared.note_heal_attempt(name, &ready.revision);
+    run_sync(shared, name, &pinned, ready, request).await;
+    true
 }
 
 /// Whether `reconciledAt` is older than the resync period, so the time is

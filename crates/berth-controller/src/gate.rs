@@ -76,6 +76,33 @@ fn target_of(raw: &Value, ready: &Ready) -> Target {
     }
 }
 
+/// The binding of a sync of `raw` as `ready` renders it, with `request`'s
+/// options.
+pub(crate) fn binding_for(raw: &Value, ready: &Ready, request: &SyncRequest) -> Value {
+    approval::binding(
+        &binding_target(raw, ready),
+        &ready.revisions,
+        &ready.objects,
+        &approval::options_of(request),
+    )
+}
+
+/// The binding of the change carried out last for this app (its newest
+/// `Executed` ApprovalRecord): the state self-heal may restore.
+pub(crate) async fn last_executed(shared: &Shared, raw: &Value) -> Option<Value> {
+    let records = records_of(shared, raw).await.ok()?;
+    records
+        .iter()
+        .filter(|r| r.pointer("/spec/kind").and_then(Value::as_str) == Some("Executed"))
+        .max_by_key(|r| {
+            r.pointer("/spec/at")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .and_then(|r| r.pointer("/spec/binding").cloned())
+}
+
 /// What an approval of this app's change binds besides the change: the
 /// app itself (its uid: a re-created app starts afresh), its cluster and
 /// namespace, and its spec.

@@ -543,6 +543,26 @@ async fn gated_syncs_need_approvals() {
         "purple",
         "self-heal never applies the unapproved revision"
     );
+    // Drift while orange waits: self-heal restores purple, the approved.
+    kubectl(
+        &ns,
+        &[
+            "patch",
+            "configmap",
+            "paint",
+            "-n",
+            &ns.name,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"color":"hacked-again"}}"#,
+        ],
+        None,
+    );
+    until("self-heal restored the approved purple", async || {
+        color() == "purple"
+    })
+    .await;
 
     // Break glass: only for the override role, with a reason, audited.
     let (code, _) = call(
