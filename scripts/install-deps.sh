@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need, when missing: real servers
 # for the Git transports (lighttpd with TLS for smart HTTP(S), openssh-server
-# for SSH) and the clients tests drive (git, gpg, ssh-keygen, openssl).
+# for SSH), the clients tests drive (git, gpg, ssh-keygen, openssl) and
+# Chromium for the web UI's browser tests; then playwright-core from npm
+# into ui-tests/.
 # Debian's packages, as root (CI runs as root); otherwise it says what to
 # install.
 set -euo pipefail
@@ -14,9 +16,19 @@ command -v ssh >/dev/null || need+=(openssh-client)
 [[ -x /usr/sbin/lighttpd ]] || need+=(lighttpd)
 [[ -e /usr/lib/lighttpd/mod_openssl.so ]] || need+=(lighttpd-mod-openssl)
 command -v openssl >/dev/null || need+=(openssl)
+# The web UI's tests drive a real browser.
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
+
+npm_deps() {
+  if [[ ! -d "$(dirname "${BASH_SOURCE[0]}")/../ui-tests/node_modules/playwright-core" ]]; then
+    echo "==> installing playwright-core (npm ci in ui-tests/)" >&2
+    (cd "$(dirname "${BASH_SOURCE[0]}")/../ui-tests" && npm ci --no-audit --no-fund --silent)
+  fi
+}
 
 if (( ${#need[@]} == 0 )); then
   echo "==> system packages: all present" >&2
+  npm_deps
   exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
@@ -34,3 +46,4 @@ if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+npm_deps

@@ -345,6 +345,19 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AppRef {
     }
 }
 
+/// An Application's name as people and the CLI give it: `namespace/name`
+/// outside the control namespace.
+pub(crate) fn display_name(state: &AppState, app: &Value) -> String {
+    let name = app
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match app.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(ns) if ns != state.namespace => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    }
+}
+
 /// An Application as the API returns it: without `managedFields`.
 pub(crate) fn render(obj: &DynamicObject) -> Value {
     let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
@@ -357,7 +370,7 @@ pub(crate) fn render(obj: &DynamicObject) -> Value {
 /// `GET /api/v1/applications`: Argo CD's filters (`name`, `projects`,
 /// `selector`, `repo`) and Berth's (`sync`, `health`, `search`; `limit`
 /// and `continue` for pages, in name order).
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
@@ -489,7 +502,7 @@ fn api_of(state: &AppState, app: &DynamicObject) -> kube::Api<DynamicObject> {
 
 /// `GET /api/v1/applications/{name}`; `?refresh=normal|hard` sets Argo
 /// CD's refresh annotation first.
-async fn get_app(
+pub(crate) async fn get_app(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     app_ref: AppRef,
@@ -910,7 +923,7 @@ async fn request_operation(
 
 /// `POST /api/v1/applications/{name}/sync` with Argo CD's
 /// `ApplicationSyncRequest`.
-async fn sync(
+pub(crate) async fn sync(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     app_ref: AppRef,

@@ -39,6 +39,7 @@ pub mod rbac;
 pub mod repositories;
 pub mod resources;
 pub mod stream;
+pub mod ui;
 pub mod webhook;
 
 use error::ApiError;
@@ -878,6 +879,7 @@ pub fn router(state: AppState) -> Router {
         authenticate,
     ));
     open.merge(protected)
+        .merge(ui::routes())
         .fallback(|| async { ApiError::not_found("no such route; see /api/openapi.json") })
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),

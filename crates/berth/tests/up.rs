@@ -958,3 +958,136 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// The web UI in a real browser: Debian's Chromium driven by
+/// playwright-core (`ui-tests/e2e.mjs`) against `berth up --demo`, as
+/// admin and as a read-only user. Screenshots of each screen are saved
+/// to `target/ui-screenshots/` (see docs/ui.md).
+#[test]
+fn web_ui_in_a_real_browser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize().unwrap();
+    assert!(
+        root.join("ui-tests/node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run `npm ci` in ui-tests/ (scripts/test.sh does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "no Chromium at {chromium}: install Debian's chromium (scripts/install-deps.sh does) or set CHROMIUM"
+    );
+    let dir = temp_dir("berth-up-ui");
+    let (child, kubeconfig, server_url) = start_up_server(&dir, &["--demo"]);
+    let mut running = Running(Some(child));
+    let sync_status = |app: &str| {
+        kubectl(
+            &kubeconfig,
+            &[
+                "get",
+                "app",
+                app,
+                "-n",
+                "argocd",
+                "-o",
+                "jsonpath={.status.sync.status}",
+            ],
+        )
+    };
+    let mut ready = false;
+    for _ in 0..600 {
+        if sync_status("guestbook-prod") == "OutOfSync" && sync_status("guestbook-dev") == "Synced"
+        {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ready, "the demo's apps compared");
+    // A read-only user, as Argo CD declares one.
+    kubectl_stdin(
+        &kubeconfig,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.viewer: login\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    g, viewer, role:readonly\n",
+    );
+    let admin_password = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "secret",
+            "argocd-initial-admin-secret",
+            "-n",
+            "argocd",
+            "-o",
+            "go-template={{.data.password | base64decode}}",
+        ],
+    );
+    let config = dir.join("berth-config");
+    let mut set = false;
+    for _ in 0..50 {
+        let mut child = Command::new(BERTH)
+            .arg("--config")
+            .arg(&config)
+            .args(["account", "update-password", "--account", "viewer"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{admin_password}\nviewer-password-1\n").as_bytes())
+            .unwrap();
+        if child.wait().unwrap().success() {
+            set = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(set, "the viewer's password set");
+    let shots = root.join("target/ui-screenshots");
+    let out = Command::new("node")
+        .arg(root.join("ui-tests/e2e.mjs"))
+        .current_dir(root.join("ui-tests"))
+        .env("BERTH_URL", &server_url)
+        .env("ADMIN_PASSWORD", &admin_password)
+        .env("VIEWER_USER", "viewer")
+        .env("VIEWER_PASSWORD", "viewer-password-1")
+        .env("SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the browser test failed:\n{said}");
+    assert!(
+        said.contains("ok: the app became Synced, seen live"),
+        "{said}"
+    );
+    for screen in [
+        "login",
+        "applications",
+        "applications-tiles",
+        "application",
+        "diff",
+        "synced",
+        "read-only",
+    ] {
+        assert!(
+            shots.join(format!("{screen}.png")).is_file(),
+            "screenshot {screen}"
+        );
+    }
+    assert_eq!(
+        sync_status("guestbook-prod"),
+        "Synced",
+        "synced from the browser"
+    );
+    let status = stop(running.0.take().unwrap(), "TERM");
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

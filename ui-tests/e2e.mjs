@@ -1,0 +1,91 @@
+// Berth's web UI in a real browser: log in, find an OutOfSync app by
+// filter, open its diff, sync it and watch it become Synced; a read-only
+// user sees no Sync button and is refused by the API. Screenshots of each
+// screen go to $SCREENSHOTS. Exits 1 at the first failed expectation.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const base = process.env.BERTH_URL;
+const app = process.env.APP || 'guestbook-prod';
+const shots = process.env.SCREENSHOTS || 'ui-screenshots';
+mkdirSync(shots, { recursive: true });
+
+function expect(ok, what) {
+  if (!ok) {
+    console.error(`FAILED: ${what}`);
+    process.exit(1);
+  }
+  console.log(`ok: ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.setDefaultTimeout(30000);
+
+  // Every page asks for a session first.
+  await page.goto(`${base}/applications`);
+  expect(page.url().includes('/login'), 'an anonymous visit goes to the login page');
+  await page.screenshot({ path: `${shots}/login.png`, fullPage: true });
+  await page.fill('input[name=username]', 'admin');
+  await page.fill('input[name=password]', 'not-the-password');
+  await page.click('button[type=submit]');
+  expect(await page.locator('.error').isVisible(), 'a wrong password is said so');
+  await page.fill('input[name=username]', 'admin');
+  await page.fill('input[name=password]', process.env.ADMIN_PASSWORD);
+  await page.click('button[type=submit]');
+  await page.waitForURL('**/applications**');
+  expect(await page.locator('table.apps').isVisible(), 'the applications list after logging in');
+  await page.screenshot({ path: `${shots}/applications.png`, fullPage: true });
+
+  // Find the OutOfSync app by filter; the filter stays in the URL.
+  await page.selectOption('select[name=sync]', 'OutOfSync');
+  await page.click('.filters button[type=submit]');
+  await page.waitForURL('**sync=OutOfSync**');
+  const rows = await page.locator('table.apps tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.app));
+  expect(rows.includes(app), `${app} is listed as OutOfSync (${rows})`);
+  expect(!rows.includes('guestbook-dev'), 'a Synced app is filtered out');
+  await page.click('a[href$="view=tiles"]');
+  expect(await page.locator(`.tile[data-app="${app}"]`).isVisible(), 'the tiles view shows it too');
+  await page.screenshot({ path: `${shots}/applications-tiles.png`, fullPage: true });
+
+  // The application, its resources and its diff.
+  await page.goto(`${base}/applications/${app}`);
+  expect((await page.textContent('#sync-status')).trim() === 'OutOfSync', 'the app page says OutOfSync');
+  expect(await page.locator('.tree li').count() > 0, 'the resource tree lists objects');
+  await page.screenshot({ path: `${shots}/application.png`, fullPage: true });
+  await page.click('a.button:has-text("Diff")');
+  await page.waitForURL('**/diff');
+  expect(await page.locator('.diff .add, .diff .del').count() > 0, 'the diff shows changed lines');
+  await page.screenshot({ path: `${shots}/diff.png`, fullPage: true });
+
+  // Sync, and watch it become Synced without reloading.
+  await page.goto(`${base}/applications/${app}`);
+  await page.click('#sync');
+  await page.waitForURL(`**/applications/${app}?notice=**`);
+  await page.waitForFunction(() => document.querySelector('#sync-status').textContent.trim() === 'Synced', null, { timeout: 120000 });
+  expect(true, 'the app became Synced, seen live');
+  await page.screenshot({ path: `${shots}/synced.png`, fullPage: true });
+  await page.click('nav button');
+  await page.waitForURL('**/login');
+
+  // A read-only user: no Sync button, and the API refuses anyway.
+  await page.fill('input[name=username]', process.env.VIEWER_USER);
+  await page.fill('input[name=password]', process.env.VIEWER_PASSWORD);
+  await page.click('button[type=submit]');
+  await page.waitForURL('**/applications**');
+  await page.goto(`${base}/applications/${app}`);
+  expect((await page.locator('#sync').count()) === 0, 'no Sync button for a read-only user');
+  const status = await page.evaluate(async (name) => {
+    const r = await fetch(`/api/v1/applications/${name}/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    return r.status;
+  }, app);
+  expect(status === 403, `the API refuses the read-only user's sync (${status})`);
+  await page.screenshot({ path: `${shots}/read-only.png`, fullPage: true });
+} finally {
+  await browser.close();
+}
