@@ -1,8 +1,9 @@
 //! Listing applications through the API server: N Applications (default
 //! 10,000) with a status of the size a small app has (five resources, one
 //! history entry, an operation record), then `GET /api/v1/applications`
-//! for the first page of 100 and for the whole list, timed over HTTP on
-//! loopback with the bytes each answer takes. No peer runs here (Argo CD
+//! for the first page of 100 and for the whole list, and the web UI's list
+//! page (`/applications`: its HTML, with the stylesheet and script it
+//! loads), timed over HTTP on loopback with the bytes each answer takes. No peer runs here (Argo CD
 //! cannot be installed on these machines); Argo CD's published figure is
 //! 187 MB and 2.5–4.3 s for 6,000 applications.
 //!
@@ -135,7 +136,39 @@ async fn main() {
         full_times.push(t);
         full_bytes = b;
     }
+    // The web UI's list page, as a browser loads it: the page, then its
+    // stylesheet and script.
+    let cookie = format!("argocd.token={token}");
+    let mut ui_times = Vec::new();
+    let mut ui_bytes = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let mut bytes = 0;
+        for path in ["/applications", "/ui/style.css", "/ui/live.js"] {
+            let body = http
+                .get(format!("{}{path}", server.url()))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            if path == "/applications" {
+                let html = String::from_utf8_lossy(&body);
+                assert_eq!(html.matches("<tr data-app=").count(), 100.min(count));
+            }
+            bytes += body.len();
+        }
+        ui_times.push(t.elapsed());
+        ui_bytes = bytes;
+    }
     println!("applications: {count}, rounds: {rounds}");
+    println!(
+        "web UI list page (HTML + CSS + script): {:.1} ms median, {} bytes",
+        median(ui_times).as_secs_f64() * 1000.0,
+        ui_bytes
+    );
     println!(
         "first page (100): {:.1} ms median, {} bytes",
         median(page_times).as_secs_f64() * 1000.0,

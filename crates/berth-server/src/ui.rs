@@ -93,6 +93,16 @@ fn session(state: &AppState, headers: &HeaderMap, here: &str) -> Result<Caller, 
     caller(state, headers).ok_or_else(|| Redirect::to(&format!("/login?next={}", enc(here))))
 }
 
+/// Where to go after logging in: a path on this server only (browsers
+/// read `//host` and `/\host` as another site).
+fn local_path(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next.to_string()
+    } else {
+        "/applications".into()
+    }
+}
+
 /// Forms are refused when another site sent them.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
@@ -184,12 +194,7 @@ async fn login(
     }
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
     let next = field("next");
-    // Only a path on this server.
-    let next = if next.starts_with('/') && !next.starts_with("//") {
-        next
-    } else {
-        "/applications".into()
-    };
+    let next = local_path(&next);
     match state
         .auth
         .login(&field("username"), &field("password"))
@@ -580,7 +585,7 @@ async fn application(
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-                h["id"],
+                esc(&h["id"].to_string()),
                 esc(&text(h, "/revision").chars().take(12).collect::<String>()),
                 esc(text(h, "/deployedAt")),
                 esc(by)
@@ -857,6 +862,14 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
         );
         assert_eq!(enc("team-a/web app"), "team-a%2Fweb%20app");
+    }
+
+    #[test]
+    fn logins_go_back_to_this_server_only() {
+        assert_eq!(local_path("/applications/web"), "/applications/web");
+        assert_eq!(local_path("//evil.example/x"), "/applications");
+        assert_eq!(local_path("/\\evil.example"), "/applications");
+        assert_eq!(local_path("https://evil.example"), "/applications");
     }
 
     #[test]
