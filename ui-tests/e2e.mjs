@@ -70,6 +70,43 @@ try {
   await page.waitForFunction(() => document.querySelector('#sync-status').textContent.trim() === 'Synced', null, { timeout: 120000 });
   expect(true, 'the app became Synced, seen live');
   await page.screenshot({ path: `${shots}/synced.png`, fullPage: true });
+
+  // One resource: its live and desired manifests, diff and events.
+  await page.goto(`${base}/applications/${app}`);
+  await page.click('.tree a:has-text("guestbook") >> nth=0');
+  await page.waitForURL('**/resource?**');
+  expect((await page.textContent('#live')).includes('kind:'), 'the live manifest, as YAML');
+  expect((await page.textContent('#desired')).includes('kind:'), 'the desired manifest, as YAML');
+  expect(await page.locator('h2:has-text("Events")').isVisible(), 'the events section');
+  expect(!(await page.textContent('body')).includes('ScalingReplicaSet'), "another kind's events are not shown");
+  await page.screenshot({ path: `${shots}/resource.png`, fullPage: true });
+
+  // Roll back to the history entry: a second entry appears.
+  await page.goto(`${base}/applications/${app}`);
+  const before = await page.locator('table.history tbody tr').count();
+  await page.click('table.history button:has-text("Roll back") >> nth=0');
+  await page.waitForURL(`**/applications/${app}?notice=**`);
+  let after = before;
+  for (let i = 0; i < 120 && after <= before; i++) {
+    await page.waitForTimeout(1000);
+    await page.reload();
+    after = await page.locator('table.history tbody tr').count();
+  }
+  expect(after > before, `the rollback ran (history ${before} -> ${after})`);
+  await page.screenshot({ path: `${shots}/history.png`, fullPage: true });
+
+  // Delete needs the name typed; without cascade the resources stay.
+  await page.goto(`${base}/applications/guestbook-staging`);
+  await page.fill('input[name=confirm]', 'guestbook-wrong');
+  await page.click('.danger button');
+  expect((await page.textContent('.error')).includes('type the application'), 'a wrong confirmation deletes nothing');
+  await page.goto(`${base}/applications/guestbook-staging`);
+  await page.fill('input[name=confirm]', 'guestbook-staging');
+  await page.uncheck('input[name=cascade]');
+  await page.click('.danger button');
+  await page.waitForURL('**/applications?notice=**');
+  expect((await page.locator('tr[data-app="guestbook-staging"]').count()) === 0, 'the deleted app is gone from the list');
+
   await page.click('nav button');
   await page.waitForURL('**/login');
 

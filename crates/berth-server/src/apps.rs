@@ -728,7 +728,7 @@ async fn update(
 /// resources finalizer (`?propagationPolicy=background` for its
 /// background form); with `?cascade=false` the Application goes and its
 /// resources stay.
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     app_ref: AppRef,
@@ -1011,7 +1011,7 @@ pub(crate) async fn sync(
 /// `POST /api/v1/applications/{name}/rollback` with `{id, dryRun, prune}`:
 /// a sync of the history entry's revision and source. Refused while
 /// automated sync is on, as Argo CD does.
-async fn rollback(
+pub(crate) async fn rollback(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     app_ref: AppRef,

@@ -30,6 +30,9 @@ pub fn routes() -> Router<AppState> {
         .route("/applications/{name}/diff", get(diff))
         .route("/applications/{name}/sync", post(sync))
         .route("/applications/{name}/refresh", post(refresh))
+        .route("/applications/{name}/rollback", post(rollback))
+        .route("/applications/{name}/delete", post(delete))
+        .route("/applications/{name}/resource", get(resource))
         .route("/ui/style.css", get(style))
         .route("/ui/live.js", get(script))
 }
@@ -293,6 +296,13 @@ async fn applications(
         *health_counts.entry(t("/status/health/status")).or_default() += 1;
     }
     let mut body = String::from("<h1>Applications</h1>");
+    if !get("notice").is_empty() {
+        let _ = write!(
+            body,
+            r#"<p class="notice" role="status">{}</p>"#,
+            esc(&get("notice"))
+        );
+    }
     let _ = write!(body, r#"<p class="counts" aria-label="counts">"#);
     for (k, n) in &sync_counts {
         let _ = write!(
@@ -555,10 +565,19 @@ async fn application(
                         && text(n, "/name") == text(r, "/name")
                         && text(n, "/namespace") == text(r, "/namespace")
                 };
+                let link = format!(
+                    "/applications/{}/resource?group={}&kind={}&namespace={}&resourceName={}",
+                    enc(&name),
+                    enc(text(r, "/group")),
+                    enc(text(r, "/kind")),
+                    enc(text(r, "/namespace")),
+                    enc(text(r, "/name"))
+                );
                 let _ = write!(
                     body,
-                    r#"<li><span class="kind">{}</span> {} {} {}"#,
+                    r#"<li><span class="kind">{}</span> <a href="{}">{}</a> {} {}"#,
                     esc(text(r, "/kind")),
+                    esc(&link),
                     esc(text(r, "/name")),
                     badge("sync", text(r, "/status")),
                     badge("health", text(r, "/health/status")),
@@ -576,15 +595,24 @@ async fn application(
     }
     body.push_str("</section>");
     if let Some(history) = a["status"]["history"].as_array().filter(|h| !h.is_empty()) {
-        body.push_str(r#"<section><h2>History</h2><table><thead><tr><th>ID</th><th>Revision</th><th>Deployed</th><th>By</th></tr></thead><tbody>"#);
+        body.push_str(r#"<section><h2>History</h2><table class="history"><thead><tr><th>ID</th><th>Revision</th><th>Deployed</th><th>By</th><th></th></tr></thead><tbody>"#);
         for h in history.iter().rev() {
             let by = match text(h, "/initiatedBy/username") {
                 "" => "automated",
                 u => u,
             };
+            let rollback = if may_sync {
+                format!(
+                    r#"<form method="post" action="/applications/{}/rollback"><input type="hidden" name="id" value="{}"><button>Roll back</button></form>"#,
+                    enc(&name),
+                    esc(&h["id"].to_string())
+                )
+            } else {
+                String::new()
+            };
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{rollback}</td></tr>",
                 esc(&h["id"].to_string()),
                 esc(&text(h, "/revision").chars().take(12).collect::<String>()),
                 esc(text(h, "/deployedAt")),
@@ -592,6 +620,16 @@ async fn application(
             );
         }
         body.push_str("</tbody></table></section>");
+    }
+    if state
+        .authorize(&user, "applications", "delete", &object)
+        .is_ok()
+    {
+        let _ = write!(
+            body,
+            r#"<section class="danger"><h2>Delete</h2><form method="post" action="/applications/{}/delete" class="sync"><label>Type the name to confirm <input name="confirm" autocomplete="off" required></label><label><input type="checkbox" name="cascade" value="true" checked> Delete its resources too</label><button type="submit">Delete</button></form></section>"#,
+            enc(&name)
+        );
     }
     page(&name, Some(&user.user), &body).into_response()
 }
@@ -770,6 +808,254 @@ async fn refresh(
     }
 }
 
+async fn rollback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "cross-site form refused").into_response();
+    }
+    let user = match session(&state, &headers, &format!("/applications/{}", enc(&name))) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let id = form.get("id").cloned().unwrap_or_default();
+    match crate::apps::rollback(
+        State(state.clone()),
+        Extension(user.clone()),
+        app_ref(&name),
+        Json(json!({"id": id})),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to(&format!(
+            "/applications/{}?notice={}",
+            enc(&name),
+            enc(&format!("Rollback to history entry {id} requested"))
+        ))
+        .into_response(),
+        Err(e) => api_error(&user.user, e),
+    }
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "cross-site form refused").into_response();
+    }
+    let user = match session(&state, &headers, &format!("/applications/{}", enc(&name))) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    if form.get("confirm").map(|c| c.trim()) != Some(name.as_str()) {
+        return error_page(
+            &user.user,
+            StatusCode::BAD_REQUEST,
+            &format!("Not deleted: type the application's name, {name}, to confirm."),
+        );
+    }
+    let cascade = form.get("cascade").is_some_and(|c| c == "true");
+    match crate::apps::remove(
+        State(state.clone()),
+        Extension(user.clone()),
+        app_ref(&name),
+        RawQuery(Some(format!("cascade={cascade}"))),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to(&format!(
+            "/applications?notice={}",
+            enc(&format!("{name} deleted"))
+        ))
+        .into_response(),
+        Err(e) => api_error(&user.user, e),
+    }
+}
+
+/// A manifest (a JSON string, as the API gives it) as YAML.
+fn yaml(manifest: &str) -> String {
+    serde_json::from_str::<Value>(manifest)
+        .ok()
+        .and_then(|v| serde_saphyr::to_string(&v).ok())
+        .unwrap_or_else(|| manifest.to_string())
+}
+
+/// One resource of an app: its live and desired manifests, the diff, and
+/// its events.
+async fn resource(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let here = format!(
+        "/applications/{}/resource?{}",
+        enc(&name),
+        raw.clone().unwrap_or_default()
+    );
+    let user = match session(&state, &headers, &here) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let params = query_pairs(raw.as_deref());
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(p, _)| p == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (group, kind, namespace, object) = (
+        get("group"),
+        get("kind"),
+        get("namespace"),
+        get("resourceName"),
+    );
+    let filter = format!(
+        "group={}&kind={}&namespace={}&name={}",
+        enc(&group),
+        enc(&kind),
+        enc(&namespace),
+        enc(&object)
+    );
+    let managed = match crate::resources::managed(
+        State(state.clone()),
+        Extension(user.clone()),
+        app_ref(&name),
+        RawQuery(Some(filter)),
+    )
+    .await
+    {
+        Ok(Json(v)) => v,
+        Err(e) => return api_error(&user.user, e),
+    };
+    let Some(item) = managed["items"].as_array().and_then(|i| i.first()).cloned() else {
+        return error_page(
+            &user.user,
+            StatusCode::NOT_FOUND,
+            &format!("{kind} {namespace}/{object} is not a resource of {name}"),
+        );
+    };
+    let diff = crate::resources::diff(
+        State(state.clone()),
+        Extension(user.clone()),
+        app_ref(&name),
+        RawQuery(None),
+    )
+    .await
+    .ok()
+    .and_then(|Json(v)| {
+        v["items"].as_array()?.iter().find_map(|i| {
+            (text(i, "/kind") == kind
+                && text(i, "/name") == object
+                && text(i, "/namespace") == namespace)
+                .then(|| text(i, "/diff").to_string())
+        })
+    })
+    .unwrap_or_default();
+    // By uid: objects of other kinds may share the name.
+    let uid = crate::resources::resource(
+        State(state.clone()),
+        Extension(user.clone()),
+        app_ref(&name),
+        RawQuery(Some(format!(
+            "group={}&kind={}&namespace={}&resourceName={}",
+            enc(&group),
+            enc(&kind),
+            enc(&namespace),
+            enc(&object)
+        ))),
+    )
+    .await
+    .ok()
+    .and_then(|Json(v)| serde_json::from_str::<Value>(text(&v, "/manifest")).ok())
+    .and_then(|l| {
+        l.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(String::from)
+    });
+    let events = match uid {
+        None => Vec::new(),
+        Some(uid) => crate::resources::events(
+            State(state.clone()),
+            Extension(user.clone()),
+            app_ref(&name),
+            RawQuery(Some(format!(
+                "resourceNamespace={}&resourceName={}&resourceUID={}",
+                enc(&namespace),
+                enc(&object),
+                enc(&uid)
+            ))),
+        )
+        .await
+        .ok()
+        .and_then(|Json(v)| v["items"].as_array().cloned())
+        .unwrap_or_default(),
+    };
+    let title = format!("{kind} {object}");
+    let mut body = format!(
+        r#"<p class="crumbs"><a href="/applications">Applications</a> / <a href="/applications/{}">{}</a> / {}</p><h1>{}</h1>"#,
+        enc(&name),
+        esc(&name),
+        esc(&title),
+        esc(&title)
+    );
+    let live = text(&item, "/liveState");
+    let desired = text(&item, "/targetState");
+    let show = |s: &str| {
+        if s.is_empty() || s == "null" {
+            "(none)".to_string()
+        } else {
+            yaml(s)
+        }
+    };
+    let _ = write!(
+        body,
+        r#"<section class="manifests"><div><h2>Live</h2><pre id="live">{}</pre></div><div><h2>Desired</h2><pre id="desired">{}</pre></div></section>"#,
+        esc(&show(live)),
+        esc(&show(desired))
+    );
+    body.push_str(r#"<section class="diff"><h2>Diff</h2><pre>"#);
+    if diff.is_empty() {
+        body.push_str("(no difference)");
+    }
+    for line in diff.lines() {
+        let class = match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++") => "add",
+            Some(b'-') if !line.starts_with("---") => "del",
+            Some(b'@') => "hunk",
+            _ => "ctx",
+        };
+        let _ = writeln!(body, r#"<span class="{class}">{}</span>"#, esc(line));
+    }
+    body.push_str("</pre></section>");
+    body.push_str(r#"<section><h2>Events</h2>"#);
+    if events.is_empty() {
+        body.push_str(r#"<p class="empty">No events.</p>"#);
+    } else {
+        body.push_str(r#"<table class="events"><thead><tr><th>Type</th><th>Reason</th><th>Message</th><th>Last seen</th></tr></thead><tbody>"#);
+        for e in &events {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(text(e, "/type")),
+                esc(text(e, "/reason")),
+                esc(text(e, "/message")),
+                esc(text(e, "/lastTimestamp"))
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    body.push_str("</section>");
+    page(&title, Some(&user.user), &body).into_response()
+}
+
 async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
@@ -822,6 +1108,11 @@ th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid var(--
 .diff .hunk { color: #6b4fbb; display: block; }
 .diff .ctx { display: block; }
 .error { color: #8a1414; }
+.manifests { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; }
+.manifests pre { background: #fff; border: 1px solid var(--line); padding: .6rem; overflow-x: auto; font-size: .8rem; max-height: 32rem; }
+.history form { margin: 0; }
+.danger { margin-top: 2rem; border-top: 1px solid var(--line); }
+@media (max-width: 900px) { .manifests { grid-template-columns: 1fr; } }
 .notice { background: #e8f0fe; padding: .4rem .6rem; border-radius: 4px; }
 .crumbs { color: var(--muted); }
 @media (max-width: 700px) { table.apps td:nth-child(5), table.apps th:nth-child(5), table.apps td:nth-child(6), table.apps th:nth-child(6) { display: none; } }

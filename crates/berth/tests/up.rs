@@ -1075,6 +1075,8 @@ fn web_ui_in_a_real_browser() {
         "application",
         "diff",
         "synced",
+        "resource",
+        "history",
         "read-only",
     ] {
         assert!(
@@ -1086,6 +1088,29 @@ fn web_ui_in_a_real_browser() {
         sync_status("guestbook-prod"),
         "Synced",
         "synced from the browser"
+    );
+    let staging = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "app", "guestbook-staging", "-n", "argocd"])
+        .output()
+        .unwrap();
+    assert!(!staging.status.success(), "deleted from the browser");
+    let kept = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "deployment",
+            "guestbook",
+            "-n",
+            "guestbook-staging",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(
+        kept.contains("guestbook"),
+        "without cascade its resources stay"
     );
     let status = stop(running.0.take().unwrap(), "TERM");
     assert!(status.success(), "{status:?}");
