@@ -107,6 +107,39 @@ try {
   await page.waitForURL('**/applications?notice=**');
   expect((await page.locator('tr[data-app="guestbook-staging"]').count()) === 0, 'the deleted app is gone from the list');
 
+  // A gated app: the sync waits as a request, another user approves it.
+  await page.goto(`${base}/applications/guestbook-dev`);
+  expect(await page.locator('section.approvals').isVisible(), 'the approvals section of a gated app');
+  await page.click('#sync');
+  await page.waitForURL('**/applications/guestbook-dev?notice=**');
+  expect((await page.textContent('.notice')).includes('waits for approval'), 'the sync waits for approval');
+  let request = '';
+  for (let i = 0; i < 60 && !request; i++) {
+    await page.reload();
+    request = (await page.locator('table.requests tbody tr').first().getAttribute('data-request').catch(() => '')) || '';
+    if (!request) await page.waitForTimeout(1000);
+  }
+  expect(request !== '', `a request is listed (${request})`);
+  await page.screenshot({ path: `${shots}/approvals.png`, fullPage: true });
+  await page.click('nav button');
+  await page.waitForURL('**/login');
+  await page.fill('input[name=username]', process.env.APPROVER_USER);
+  await page.fill('input[name=password]', process.env.APPROVER_PASSWORD);
+  await page.click('button[type=submit]');
+  await page.waitForURL('**/applications**');
+  await page.goto(`${base}/applications/guestbook-dev/approvals/${request}`);
+  expect(await page.locator('h2:has-text("What it would change")').isVisible(), 'the request shows its change');
+  await page.screenshot({ path: `${shots}/request.png`, fullPage: true });
+  await page.fill('#approve >> xpath=.. >> input[name=comment]', 'looks right');
+  await page.click('#approve');
+  let phase = '';
+  for (let i = 0; i < 60 && phase !== 'Executed'; i++) {
+    await page.waitForTimeout(1000);
+    await page.reload();
+    phase = (await page.textContent('#request-phase')).trim();
+  }
+  expect(phase === 'Executed', `the approved request ran (${phase})`);
+  expect((await page.textContent('.decisions')).includes('looks right'), 'the decision and its comment are shown');
   await page.click('nav button');
   await page.waitForURL('**/login');
 

@@ -1006,7 +1006,7 @@ fn web_ui_in_a_real_browser() {
     // A read-only user, as Argo CD declares one.
     kubectl_stdin(
         &kubeconfig,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.viewer: login\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    g, viewer, role:readonly\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.viewer: login\n  accounts.approver: login\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    g, viewer, role:readonly\n    g, approver, role:readonly\n    p, approver, applications, approve, */*, allow\n---\napiVersion: berth.io/v1alpha1\nkind: ApprovalGate\nmetadata:\n  name: ui-dev\nspec:\n  applications: [guestbook-dev]\n  requiredApprovals: 1\n",
     );
     let admin_password = kubectl(
         &kubeconfig,
@@ -1021,31 +1021,33 @@ fn web_ui_in_a_real_browser() {
         ],
     );
     let config = dir.join("berth-config");
-    let mut set = false;
-    for _ in 0..50 {
-        let mut child = Command::new(BERTH)
-            .arg("--config")
-            .arg(&config)
-            .args(["account", "update-password", "--account", "viewer"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{admin_password}\nviewer-password-1\n").as_bytes())
-            .unwrap();
-        if child.wait().unwrap().success() {
-            set = true;
-            break;
+    for account in ["viewer", "approver"] {
+        let mut set = false;
+        for _ in 0..50 {
+            let mut child = Command::new(BERTH)
+                .arg("--config")
+                .arg(&config)
+                .args(["account", "update-password", "--account", account])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{admin_password}\n{account}-password-1\n").as_bytes())
+                .unwrap();
+            if child.wait().unwrap().success() {
+                set = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(set, "{account}'s password set");
     }
-    assert!(set, "the viewer's password set");
     let shots = root.join("target/ui-screenshots");
     let out = Command::new("node")
         .arg(root.join("ui-tests/e2e.mjs"))
@@ -1054,6 +1056,8 @@ fn web_ui_in_a_real_browser() {
         .env("ADMIN_PASSWORD", &admin_password)
         .env("VIEWER_USER", "viewer")
         .env("VIEWER_PASSWORD", "viewer-password-1")
+        .env("APPROVER_USER", "approver")
+        .env("APPROVER_PASSWORD", "approver-password-1")
         .env("SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
         .output()
@@ -1077,6 +1081,8 @@ fn web_ui_in_a_real_browser() {
         "synced",
         "resource",
         "history",
+        "approvals",
+        "request",
         "read-only",
     ] {
         assert!(
