@@ -63,6 +63,21 @@ try {
   expect(await page.locator('.diff .add, .diff .del').count() > 0, 'the diff shows changed lines');
   await page.screenshot({ path: `${shots}/diff.png`, fullPage: true });
 
+  // A selective sync: only the ConfigMap; the app stays OutOfSync.
+  await page.goto(`${base}/applications/${app}`);
+  await page.click('details summary');
+  await page.check('input[name=resource][value^=":ConfigMap:"]');
+  await page.check('input[name=option][value="CreateNamespace=true"]');
+  await page.screenshot({ path: `${shots}/sync-dialog.png`, fullPage: true });
+  await page.click('#sync');
+  await page.waitForURL(`**/applications/${app}?notice=**`);
+  await page.waitForFunction(() => document.querySelector('#op-phase').textContent.trim() === 'Succeeded', null, { timeout: 120000 });
+  await page.reload();
+  const partial = await page.locator('.tree > li').evaluateAll((ls) => ls.map((l) => l.textContent));
+  expect(partial.some((t) => t.includes('ConfigMap') && t.includes('Synced')), `the selected ConfigMap synced (${partial})`);
+  expect(partial.some((t) => t.includes('Deployment') && t.includes('OutOfSync')), 'the others not');
+  expect((await page.textContent('#sync-status')).trim() === 'OutOfSync', 'the app is still OutOfSync');
+
   // Sync, and watch it become Synced without reloading.
   await page.goto(`${base}/applications/${app}`);
   await page.click('#sync');

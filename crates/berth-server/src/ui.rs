@@ -541,9 +541,41 @@ async fn application(
         enc(&name)
     );
     if may_sync {
+        // Resources to sync (none ticked: all), and Argo CD's options.
+        let mut choices = String::new();
+        for r in a["status"]["resources"].as_array().into_iter().flatten() {
+            let value = format!(
+                "{}:{}:{}:{}",
+                text(r, "/group"),
+                text(r, "/kind"),
+                text(r, "/namespace"),
+                text(r, "/name")
+            );
+            let _ = write!(
+                choices,
+                r#"<label class="choice"><input type="checkbox" name="resource" value="{}"> {} {} <small>{}</small></label>"#,
+                esc(&value),
+                esc(text(r, "/kind")),
+                esc(text(r, "/name")),
+                esc(text(r, "/status"))
+            );
+        }
+        let mut options = String::new();
+        for o in [
+            "ApplyOutOfSyncOnly=true",
+            "CreateNamespace=true",
+            "ServerSideApply=true",
+            "Replace=true",
+            "PruneLast=true",
+        ] {
+            let _ = write!(
+                options,
+                r#"<label class="choice"><input type="checkbox" name="option" value="{o}"> {o}</label>"#
+            );
+        }
         let _ = write!(
             body,
-            r#"<form method="post" action="/applications/{}/sync" class="sync"><label><input type="checkbox" name="prune" value="true"> Prune</label><label><input type="checkbox" name="dryRun" value="true"> Dry run</label><label>Revision <input name="revision" placeholder="{}"></label><button type="submit" id="sync">Sync</button></form>"#,
+            r#"<form method="post" action="/applications/{}/sync" class="sync"><label><input type="checkbox" name="prune" value="true"> Prune</label><label><input type="checkbox" name="dryRun" value="true"> Dry run</label><label>Revision <input name="revision" placeholder="{}"></label><details><summary>Resources and options</summary><fieldset><legend>Only these resources</legend>{choices}</fieldset><fieldset><legend>Sync options</legend>{options}</fieldset></details><button type="submit" id="sync">Sync</button></form>"#,
             enc(&name),
             esc(text(&a, "/spec/source/targetRevision"))
         );
@@ -734,8 +766,17 @@ async fn sync(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
+    Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
+    // Repeated fields (resources, options) as lists.
+    let all = |k: &str| -> Vec<String> {
+        fields
+            .iter()
+            .filter(|(f, _)| f == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let form: HashMap<String, String> = fields.iter().cloned().collect();
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-site form refused").into_response();
     }
@@ -747,6 +788,22 @@ async fn sync(
     let mut body = json!({"prune": flag("prune"), "dryRun": flag("dryRun")});
     if let Some(r) = form.get("revision").filter(|r| !r.trim().is_empty()) {
         body["revision"] = json!(r.trim());
+    }
+    let resources: Vec<Value> = all("resource")
+        .iter()
+        .filter_map(|r| {
+            let mut parts = r.splitn(4, ':');
+            let (group, kind, namespace, name) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            Some(json!({"group": group, "kind": kind, "namespace": namespace, "name": name}))
+        })
+        .collect();
+    if !resources.is_empty() {
+        body["resources"] = json!(resources);
+    }
+    let options = all("option");
+    if !options.is_empty() {
+        body["syncOptions"] = json!({"items": options});
     }
     match crate::apps::sync(
         State(state.clone()),
@@ -1415,6 +1472,9 @@ th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid var(--
 .manifests { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; }
 .manifests pre { background: #fff; border: 1px solid var(--line); padding: .6rem; overflow-x: auto; font-size: .8rem; max-height: 32rem; }
 .history form { margin: 0; }
+details { flex-basis: 100%; }
+fieldset { border: 1px solid var(--line); border-radius: 4px; margin: .4rem 0; display: flex; flex-wrap: wrap; gap: .3rem 1rem; }
+label.choice { flex-direction: row; align-items: center; gap: .3rem; color: var(--fg); }
 .danger { margin-top: 2rem; border-top: 1px solid var(--line); }
 @media (max-width: 900px) { .manifests { grid-template-columns: 1fr; } }
 .notice { background: #e8f0fe; padding: .4rem .6rem; border-radius: 4px; }

@@ -1078,6 +1078,7 @@ fn web_ui_in_a_real_browser() {
         "applications-tiles",
         "application",
         "diff",
+        "sync-dialog",
         "synced",
         "resource",
         "history",
