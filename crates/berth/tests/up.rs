@@ -30,18 +30,32 @@ fn start_up_with(data_dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
     (child, kubeconfig)
 }
 
+/// One `berth up` starts at a time in this binary: each starts a control
+/// plane, and two choosing their free ports at the same moment can pick
+/// the same one. Running side by side once started is fine.
+static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Starts `berth up` (its API server on a free port) and returns it with
-/// the kubeconfig path and the server URL it printed.
+/// the kubeconfig path and the server URL it printed. Its log goes to
+/// `up.log` beside the data directory, quoted when it fails to start.
 fn start_up_server(data_dir: &Path, extra: &[&str]) -> (Child, PathBuf, String) {
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+    let log_path = data_dir.with_extension("up.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(BERTH)
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
+    let said = || {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    };
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -51,7 +65,12 @@ fn start_up_server(data_dir: &Path, extra: &[&str]) -> (Child, PathBuf, String) 
     });
     let line = rx
         .recv_timeout(Duration::from_secs(180))
-        .expect("berth up prints a line when ready");
+        .unwrap_or_else(|e| {
+            panic!(
+                "berth up prints a line when ready ({e}); its log:\n{}",
+                said()
+            )
+        });
     let path = line
         .strip_prefix("kubeconfig: ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
@@ -60,7 +79,12 @@ fn start_up_server(data_dir: &Path, extra: &[&str]) -> (Child, PathBuf, String) 
     assert_eq!(path, data_dir.join("kubeconfig"));
     let line = rx
         .recv_timeout(Duration::from_secs(60))
-        .expect("berth up prints the server line");
+        .unwrap_or_else(|e| {
+            panic!(
+                "berth up prints the server line ({e}); its log:\n{}",
+                said()
+            )
+        });
     let server = line
         .strip_prefix("server: ")
         .unwrap_or_else(|| panic!("unexpected second line {line:?}"))

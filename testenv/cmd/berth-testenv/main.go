@@ -115,10 +115,10 @@ func cmdRun(args []string) error {
 	} else if st.APIServerPort, err = reusePort(st.APIServerPort); err != nil {
 		return err
 	}
-	if st.EtcdClientPort, err = reusePort(st.EtcdClientPort); err != nil {
+	if st.EtcdClientPort, err = reusePort(st.EtcdClientPort, st.APIServerPort); err != nil {
 		return err
 	}
-	if st.EtcdPeerPort, err = reusePort(st.EtcdPeerPort); err != nil {
+	if st.EtcdPeerPort, err = reusePort(st.EtcdPeerPort, st.APIServerPort, st.EtcdClientPort); err != nil {
 		return err
 	}
 	if err := saveState(dir, st); err != nil {
@@ -317,20 +317,37 @@ func saveState(dir string, st state) error {
 	return writeFileAtomic(filepath.Join(dir, "state.json"), data, 0o600)
 }
 
-// reusePort returns port if it is free on loopback, otherwise a free port.
-func reusePort(port int) (int, error) {
-	if port > 0 {
+// reusePort returns port if it is free on loopback and not one of taken,
+// otherwise a free port that is not one of taken.
+func reusePort(port int, taken ...int) (int, error) {
+	used := func(p int) bool {
+		for _, t := range taken {
+			if p == t {
+				return true
+			}
+		}
+		return false
+	}
+	if port > 0 && !used(port) {
 		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			l.Close()
 			return port, nil
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	// A port the kernel just gave out and took back can come again at
+	// once: those already chosen for this control plane are skipped.
+	for i := 0; i < 100; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !used(p) {
+			return p, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port distinct from %v", taken)
 }
 
 // lockDataDir takes an exclusive lock on dir, so two control planes never
