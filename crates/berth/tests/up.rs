@@ -799,32 +799,56 @@ fn demo_environments_sync_by_their_policies() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut pending = None;
-    for _ in 0..300 {
-        let list: serde_json::Value =
-            serde_json::from_str(&ok(&["app", "approvals", "guestbook-prod", "-o", "json"]))
-                .unwrap();
-        pending = list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["status"]["phase"] == "Pending")
-            .and_then(|r| r["metadata"]["name"].as_str().map(String::from));
-        if pending.is_some() {
+    // The request it opened, as it says on its first line.
+    let mut waiting = waiting;
+    let out = waiting.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+        if let Some(first) = lines.next() {
+            let _ = tx.send(first);
+        }
+        let rest: Vec<String> = lines.collect();
+        let _ = tx.send(rest.join("\n"));
+    });
+    let first = match rx.recv_timeout(Duration::from_secs(90)) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = waiting.kill();
+            let err = waiting.wait_with_output().unwrap();
+            panic!(
+                "the waiting sync said nothing ({e}): {}",
+                String::from_utf8_lossy(&err.stderr)
+            );
+        }
+    };
+    let pending = first
+        .split_whitespace()
+        .skip_while(|w| *w != "request")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a request ID: {first}"))
+        .to_string();
+    let mut approved_ok = false;
+    for _ in 0..50 {
+        // The controller opens the request a moment after the sync.
+        if bob(&["app", "approve", "guestbook-prod", "--request", &pending])
+            .status
+            .success()
+        {
+            approved_ok = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let pending = pending.expect("the waiting sync's request");
-    let approved = bob(&["app", "approve", "guestbook-prod", "--request", &pending]);
-    assert!(approved.status.success());
+    assert!(approved_ok, "bob approves request {pending}");
     let waited = waiting.wait_with_output().unwrap();
     assert!(
         waited.status.success(),
         "{}",
         String::from_utf8_lossy(&waited.stderr)
     );
-    assert!(String::from_utf8_lossy(&waited.stdout).contains("approved; syncing"));
+    let rest = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    assert!(rest.contains("approved; syncing"), "{first}\n{rest}");
     kubectl(
         &kubeconfig,
         &["delete", "approvalgate.berth.io", "production"],
