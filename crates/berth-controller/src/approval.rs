@@ -712,22 +712,24 @@ fn is_author(user: &str, author: &str) -> bool {
     user == name || user == email
 }
 
+/// A request's requester, whether the API server vouched for them, and
+/// the commit's author, from its spec.
+fn who_asked(spec: &Value) -> (&str, bool, &str) {
+    let text = |p: &str| spec.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    (
+        text("/requester/username"),
+        spec.pointer("/requester/verified")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        text("/author"),
+    )
+}
+
 /// Why one approver would not count for any of `requirement`'s rules on
 /// the request `spec`, if so (the API server refuses such an approval at
 /// once).
 pub fn refusal(requirement: &Requirement, spec: &Value, approver: &Approver) -> Option<String> {
-    let requester = spec
-        .pointer("/requester/username")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let verified = spec
-        .pointer("/requester/verified")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let author = spec
-        .get("author")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let (requester, verified, author) = who_asked(spec);
     let mut reasons = BTreeSet::new();
     for rule in &requirement.rules {
         if verified && !rule.allow_requester && same_user(&approver.user, requester) {
@@ -806,18 +808,7 @@ pub fn evaluate(
     else {
         return Verdict::Forged;
     };
-    let requester = spec
-        .pointer("/requester/username")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let verified = spec
-        .pointer("/requester/verified")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let author = spec
-        .get("author")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let (requester, verified, author) = who_asked(&spec);
     // Valid decisions, first per user.
     let mut seen = BTreeSet::new();
     let mut approvers: Vec<Approver> = Vec::new();

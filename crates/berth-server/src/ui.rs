@@ -110,6 +110,34 @@ fn local_path(next: &str) -> String {
     }
 }
 
+/// A unified diff as lines classed for highlighting.
+fn diff_lines(body: &mut String, diff: &str) {
+    for line in diff.lines() {
+        let class = match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++") => "add",
+            Some(b'-') if !line.starts_with("---") => "del",
+            Some(b'@') => "hunk",
+            _ => "ctx",
+        };
+        let _ = writeln!(body, r#"<span class="{class}">{}</span>"#, esc(line));
+    }
+}
+
+/// A form's sender: refused from another site, sent to log in without a
+/// session.
+fn form_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<Caller, Box<Response>> {
+    if !same_origin(headers) {
+        return Err(Box::new(
+            (StatusCode::FORBIDDEN, "cross-site form refused").into_response(),
+        ));
+    }
+    session(state, headers, here).map_err(|r| Box::new(r.into_response()))
+}
+
 /// Forms are refused when another site sent them.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
@@ -748,15 +776,7 @@ async fn diff(
             esc(text(i, "/namespace")),
             esc(text(i, "/name"))
         );
-        for line in text(i, "/diff").lines() {
-            let class = match line.as_bytes().first() {
-                Some(b'+') if !line.starts_with("+++") => "add",
-                Some(b'-') if !line.starts_with("---") => "del",
-                Some(b'@') => "hunk",
-                _ => "ctx",
-            };
-            let _ = writeln!(body, r#"<span class="{class}">{}</span>"#, esc(line));
-        }
+        diff_lines(&mut body, text(i, "/diff"));
         body.push_str("</pre></section>");
     }
     page(&format!("Diff of {name}"), Some(&user.user), &body).into_response()
@@ -777,12 +797,9 @@ async fn sync(
             .collect()
     };
     let form: HashMap<String, String> = fields.iter().cloned().collect();
-    if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, "cross-site form refused").into_response();
-    }
-    let user = match session(&state, &headers, &format!("/applications/{}", enc(&name))) {
+    let user = match form_session(&state, &headers, &format!("/applications/{}", enc(&name))) {
         Ok(c) => c,
-        Err(r) => return r.into_response(),
+        Err(r) => return *r,
     };
     let flag = |k: &str| form.get(k).is_some_and(|v| v == "true");
     let mut body = json!({"prune": flag("prune"), "dryRun": flag("dryRun")});
@@ -840,12 +857,9 @@ async fn refresh(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, "cross-site form refused").into_response();
-    }
-    let user = match session(&state, &headers, &format!("/applications/{}", enc(&name))) {
+    let user = match form_session(&state, &headers, &format!("/applications/{}", enc(&name))) {
         Ok(c) => c,
-        Err(r) => return r.into_response(),
+        Err(r) => return *r,
     };
     let kind = if form.get("kind").is_some_and(|k| k == "hard") {
         "hard"
@@ -1118,15 +1132,7 @@ async fn request_page(
             esc(text(o, "/namespace")),
             esc(text(o, "/name"))
         );
-        for line in text(o, "/diff").lines() {
-            let class = match line.as_bytes().first() {
-                Some(b'+') if !line.starts_with("+++") => "add",
-                Some(b'-') if !line.starts_with("---") => "del",
-                Some(b'@') => "hunk",
-                _ => "ctx",
-            };
-            let _ = writeln!(body, r#"<span class="{class}">{}</span>"#, esc(line));
-        }
+        diff_lines(&mut body, text(o, "/diff"));
         body.push_str("</pre></section>");
     }
     page(&format!("Sync request {request}"), Some(&user.user), &body).into_response()
@@ -1138,13 +1144,10 @@ async fn decide(
     Path((name, request)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, "cross-site form refused").into_response();
-    }
     let here = format!("/applications/{}/approvals/{}", enc(&name), enc(&request));
-    let user = match session(&state, &headers, &here) {
+    let user = match form_session(&state, &headers, &here) {
         Ok(c) => c,
-        Err(r) => return r.into_response(),
+        Err(r) => return *r,
     };
     let params: HashMap<String, String> = [
         ("name".to_string(), name.clone()),
@@ -1175,12 +1178,9 @@ async fn rollback(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, "cross-site form refused").into_response();
-    }
-    let user = match session(&state, &headers, &format!("/applications/{}", enc(&name))) {
+    let user = match form_session(&state, &headers, &format!("/applications/{}", enc(&name))) {
         Ok(c) => c,
-        Err(r) => return r.into_response(),
+        Err(r) => return *r,
     };
     let id = form.get("id").cloned().unwrap_or_default();
     match crate::apps::rollback(
@@ -1207,12 +1207,9 @@ async fn delete(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return (StatusCode::FORBIDDEN, "cross-site form refused").into_response();
-    }
-    let user = match session(&state, &headers, &format!("/applications/{}", enc(&name))) {
+    let user = match form_session(&state, &headers, &format!("/applications/{}", enc(&name))) {
         Ok(c) => c,
-        Err(r) => return r.into_response(),
+        Err(r) => return *r,
     };
     if form.get("confirm").map(|c| c.trim()) != Some(name.as_str()) {
         return error_page(
@@ -1386,15 +1383,7 @@ async fn resource(
     if diff.is_empty() {
         body.push_str("(no difference)");
     }
-    for line in diff.lines() {
-        let class = match line.as_bytes().first() {
-            Some(b'+') if !line.starts_with("+++") => "add",
-            Some(b'-') if !line.starts_with("---") => "del",
-            Some(b'@') => "hunk",
-            _ => "ctx",
-        };
-        let _ = writeln!(body, r#"<span class="{class}">{}</span>"#, esc(line));
-    }
+    diff_lines(&mut body, &diff);
     body.push_str("</pre></section>");
     body.push_str(r#"<section><h2>Events</h2>"#);
     if events.is_empty() {
