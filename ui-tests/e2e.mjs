@@ -1,7 +1,11 @@
-// Berth's web UI in a real browser: log in, find an OutOfSync app by
-// filter, open its diff, sync it and watch it become Synced; a read-only
-// user sees no Sync button and is refused by the API. Screenshots of each
-// screen go to $SCREENSHOTS. Exits 1 at the first failed expectation.
+// Berth's web UI in a real browser: log in (with the keyboard), find an
+// OutOfSync app by filter, open its diff (unified and side by side), sync
+// it and watch it become Synced, watch a slow sync's progress by wave with
+// no layout shift while the list updates live, roll back, approve a gated
+// sync; a read-only user sees no Sync button and is refused by the API;
+// pages fit a narrow screen; single sign-on through a real OpenID Connect
+// provider. Screenshots of each screen go to $SCREENSHOTS. Exits 1 at the
+// first failed expectation.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 
@@ -24,7 +28,8 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-dev-shm-usage'],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const main = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await main.newPage();
   page.setDefaultTimeout(30000);
 
   // Every page asks for a session first.
@@ -35,12 +40,46 @@ try {
   await page.fill('input[name=password]', 'not-the-password');
   await page.click('button[type=submit]');
   expect(await page.locator('.error').isVisible(), 'a wrong password is said so');
-  await page.fill('input[name=username]', 'admin');
-  await page.fill('input[name=password]', process.env.ADMIN_PASSWORD);
-  await page.click('button[type=submit]');
+  // With the keyboard only: the user name field has the focus.
+  await page.fill('input[name=username]', '');
+  await page.fill('input[name=password]', '');
+  await page.focus('input[name=username]');
+  await page.keyboard.type('admin');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(process.env.ADMIN_PASSWORD);
+  await page.keyboard.press('Enter');
   await page.waitForURL('**/applications**');
-  expect(await page.locator('table.apps').isVisible(), 'the applications list after logging in');
+  expect(await page.locator('table.apps').isVisible(), 'the applications list after logging in with the keyboard');
   await page.screenshot({ path: `${shots}/applications.png`, fullPage: true });
+
+  // The keyboard reaches the name filter and an app's link, and the
+  // focused element shows it.
+  const tabTo = async (selector, most = 60) => {
+    for (let i = 0; i < most; i++) {
+      await page.keyboard.press('Tab');
+      if (await page.evaluate((s) => document.activeElement && document.activeElement.matches(s), selector)) return true;
+    }
+    return false;
+  };
+  expect(await tabTo('input[name=search]'), 'Tab reaches the name filter');
+  await page.keyboard.type(app);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`**search=${app}**`);
+  expect(await tabTo(`a[href="/applications/${app}"]`), `Tab reaches ${app}'s link`);
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  expect(outline !== 'none', `the focused link is outlined (${outline})`);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`**/applications/${app}`);
+  expect(true, 'Enter opens the app');
+  const branch = page.locator('.tree details').first();
+  if (await branch.count()) {
+    await page.focus('.tree details > summary');
+    const wasOpen = await branch.evaluate((d) => d.open);
+    await page.keyboard.press('Enter');
+    expect((await branch.evaluate((d) => d.open)) === !wasOpen, 'Enter folds a branch of the resource tree');
+    await page.keyboard.press('Enter');
+  }
+  await page.goto(`${base}/applications`);
 
   // Find the OutOfSync app by filter; the filter stays in the URL.
   await page.selectOption('select[name=sync]', 'OutOfSync');
@@ -61,7 +100,17 @@ try {
   await page.click('a.button:has-text("Diff")');
   await page.waitForURL('**/diff');
   expect(await page.locator('.diff .add, .diff .del').count() > 0, 'the diff shows changed lines');
+  expect(await page.locator('.diff .y-key').count() > 0, 'the diff is highlighted as YAML');
   await page.screenshot({ path: `${shots}/diff.png`, fullPage: true });
+  await page.click('a:has-text("side by side")');
+  await page.waitForURL('**/diff?view=split');
+  // The app's objects are missing from the cluster: Git's lines on the
+  // right face nothing on the left.
+  const added = await page.locator('table.split tbody tr').evaluateAll((rs) => rs.filter((r) => r.querySelector('td.none + td.add')).length);
+  expect(added > 0, `side by side: Git's lines on the right, live on the left (${added} rows)`);
+  await page.screenshot({ path: `${shots}/diff-split.png`, fullPage: true });
+  await page.click('a:has-text("unified")');
+  await page.waitForURL('**/diff');
 
   // A selective sync: only the ConfigMap; the app stays OutOfSync.
   await page.goto(`${base}/applications/${app}`);
@@ -85,6 +134,40 @@ try {
   await page.waitForFunction(() => document.querySelector('#sync-status').textContent.trim() === 'Synced', null, { timeout: 120000 });
   expect(true, 'the app became Synced, seen live');
   await page.screenshot({ path: `${shots}/synced.png`, fullPage: true });
+
+  // A slow sync (its pods take seconds to be ready): its progress by
+  // phase and wave shows while it runs, nothing moves on the page, and a
+  // list open in another tab follows it without reloading.
+  const list = await main.newPage();
+  await list.goto(`${base}/applications?search=guestbook-slow`);
+  expect((await list.textContent('tr[data-app="guestbook-slow"] .badge')).trim() === 'OutOfSync', 'the list shows guestbook-slow OutOfSync');
+  await page.goto(`${base}/applications/guestbook-slow`);
+  await page.click('#sync');
+  await page.waitForURL('**/applications/guestbook-slow?notice=**');
+  await page.waitForFunction(() => {
+    const head = document.querySelector('#progress-head strong');
+    return head && head.textContent === 'Running' && document.querySelector('#progress-waves li progress');
+  }, null, { timeout: 60000 });
+  const wave = await page.textContent('#progress-waves li');
+  expect(/wave -?\d+/.test(wave) && / of /.test(wave), `the running sync shows its wave (${wave.trim()})`);
+  await page.screenshot({ path: `${shots}/sync-progress.png`, fullPage: true });
+  await page.waitForFunction(() => document.querySelector('#op-phase').textContent.trim() === 'Succeeded', null, { timeout: 120000 });
+  expect(await page.locator('#progress-results tr').count() > 0, 'the results of the sync are listed');
+  await page.waitForTimeout(2500);
+  const shift = await page.evaluate(() => new Promise((resolve) => {
+    let total = 0;
+    new PerformanceObserver((l) => l.getEntries().forEach((e) => { if (!e.hadRecentInput) total += e.value; }))
+      .observe({ type: 'layout-shift', buffered: true });
+    setTimeout(() => resolve(total), 200);
+  }));
+  expect(shift < 0.05, `live updates move nothing (layout shift ${shift.toFixed(3)})`);
+  await list.waitForFunction(() => {
+    const b = document.querySelector('tr[data-app="guestbook-slow"] .badge');
+    return b && b.textContent === 'Synced';
+  }, null, { timeout: 60000 });
+  expect(true, 'the list in the other tab turned Synced without reloading');
+  await list.screenshot({ path: `${shots}/applications-live.png`, fullPage: true });
+  await list.close();
 
   // One resource: its live and desired manifests, diff and events.
   await page.goto(`${base}/applications/${app}`);
@@ -171,6 +254,31 @@ try {
   }, app);
   expect(status === 403, `the API refuses the read-only user's sync (${status})`);
   await page.screenshot({ path: `${shots}/read-only.png`, fullPage: true });
+
+  // A narrow screen: nothing wider than the window.
+  const narrow = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  await narrow.addCookies(await main.cookies());
+  const phone = await narrow.newPage();
+  for (const [path, shot] of [
+    ['/applications', 'narrow-applications'],
+    [`/applications/${app}`, 'narrow-application'],
+    [`/applications/${app}/diff?view=split`, 'narrow-diff'],
+    ['/applications/guestbook-slow?resources=list', 'narrow-resources'],
+  ]) {
+    await phone.goto(`${base}${path}`);
+    const [wide, inner] = await phone.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    expect(wide <= inner, `${path} fits 390 px (${wide} <= ${inner})`);
+    await phone.screenshot({ path: `${shots}/${shot}.png`, fullPage: true });
+  }
+  await narrow.close();
+
+  // Single sign-on: the provider logs its user in, groups map to a role.
+  await page.click('nav button');
+  await page.waitForURL('**/login');
+  await page.click('#sso');
+  await page.waitForURL('**/applications**');
+  expect((await page.textContent('nav .who')).includes('alice'), `logged in through the provider (${await page.textContent('nav .who')})`);
+  expect(await page.locator(`tr[data-app="${app}"]`).count() === 1, 'the single sign-on user sees the apps its group may get');
 } finally {
   await browser.close();
 }

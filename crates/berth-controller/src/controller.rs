@@ -2557,6 +2557,11 @@ async fn run_sync(
                             let patch = json!({"status": {"operationState": {
                                 "message": format!("{} wave {}: {} of {} steps done", r.phase, r.wave, r.done, r.total),
                                 "syncResult": {"resources": recent},
+                                // Berth's extension: every phase and wave
+                                // with its steps done, for progress bars.
+                                "berth": {"progress": {"phase": r.phase, "wave": r.wave,
+                                    "done": r.done, "total": r.total,
+                                    "groups": r.groups.iter().map(sync::GroupProgress::to_json).collect::<Vec<_>>()}},
                             }}});
                             if let Err(e) = shared.patch_app(&name, &patch).await {
                                 tracing::debug!(app = %name, error = %e, "writing sync progress");
@@ -2748,7 +2753,16 @@ async fn run_sync(
             history.drain(..history.len() - limit);
         }
     }
-    let patch = json!({"status": {"operationState": state, "history": history}, "operation": null});
+    let mut patch =
+        json!({"status": {"operationState": state, "history": history}, "operation": null});
+    // The running sync's progress ends with it (a merge patch keeps what
+    // it does not name).
+    if let Some(berth) = patch
+        .pointer_mut("/status/operationState/berth")
+        .and_then(Value::as_object_mut)
+    {
+        berth.insert("progress".into(), Value::Null);
+    }
     if let Err(e) = shared.patch_app(name, &patch).await {
         tracing::warn!(app = %name, error = %e, "recording the sync outcome");
     }

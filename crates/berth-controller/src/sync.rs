@@ -89,6 +89,54 @@ pub struct Report {
     pub total: usize,
     /// `syncResult.resources` entries so far.
     pub resources: Vec<Value>,
+    /// Each phase and wave of the plan in order, with its steps done.
+    pub groups: Vec<GroupProgress>,
+}
+
+/// One phase and wave of a running sync.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupProgress {
+    /// `PreSync`, `Sync`, `PostSync`...
+    pub phase: String,
+    /// The sync wave.
+    pub wave: i64,
+    /// Its steps.
+    pub total: usize,
+    /// Those done.
+    pub done: usize,
+}
+
+impl GroupProgress {
+    /// As the status shows it.
+    pub fn to_json(&self) -> Value {
+        json!({"phase": self.phase, "wave": self.wave, "total": self.total, "done": self.done})
+    }
+}
+
+/// The plan's phases and waves (consecutive steps of one phase and wave
+/// form a group), with the steps before `done` counted as done.
+fn groups(steps: &[(Phase, i64)], done: usize) -> Vec<GroupProgress> {
+    let mut out: Vec<GroupProgress> = Vec::new();
+    for (i, (phase, wave)) in steps.iter().enumerate() {
+        let phase = format!("{phase:?}");
+        let same = out
+            .last()
+            .is_some_and(|g| g.phase == phase && g.wave == *wave);
+        if !same {
+            out.push(GroupProgress {
+                phase,
+                wave: *wave,
+                ..GroupProgress::default()
+            });
+        }
+        if let Some(g) = out.last_mut() {
+            g.total += 1;
+            if i < done {
+                g.done += 1;
+            }
+        }
+    }
+    out
 }
 
 /// The reference the plan uses for a manifest.
@@ -174,6 +222,8 @@ impl Executor<'_> {
                 waves.push(group.wave);
             }
         }
+        let layout: Vec<(Phase, i64)> =
+            all.iter().zip(&waves).map(|((p, _), w)| (*p, *w)).collect();
         let report = |i: usize, progress: &Progress| {
             if let Some(tx) = self.progress {
                 let at = i.min(all.len().saturating_sub(1));
@@ -186,6 +236,7 @@ impl Executor<'_> {
                     done: i,
                     total: all.len(),
                     resources: progress.resources.clone(),
+                    groups: groups(&layout, i),
                 });
             }
         };
@@ -671,5 +722,35 @@ impl Executor<'_> {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_groups_follow_phases_and_waves() {
+        let layout = [
+            (Phase::PreSync, 0),
+            (Phase::Sync, -1),
+            (Phase::Sync, 0),
+            (Phase::Sync, 0),
+            (Phase::PostSync, 0),
+        ];
+        let g = groups(&layout, 3);
+        let summary: Vec<(String, i64, usize, usize)> = g
+            .into_iter()
+            .map(|g| (g.phase, g.wave, g.done, g.total))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("PreSync".to_string(), 0, 1, 1),
+                ("Sync".to_string(), -1, 1, 1),
+                ("Sync".to_string(), 0, 1, 2),
+                ("PostSync".to_string(), 0, 0, 1),
+            ]
+        );
     }
 }

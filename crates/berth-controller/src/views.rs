@@ -124,6 +124,49 @@ impl Views {
         })
     }
 
+    /// Argo CD's `RevisionMetadata` of a commit of the app's first source
+    /// (or of source `index`): author, date, message and tags. Read from
+    /// the controller's Git cache, so only commits it has fetched are
+    /// known; `None` for others and for Helm repositories.
+    pub async fn revision_metadata(
+        &self,
+        app: &Value,
+        revision: &str,
+        index: usize,
+    ) -> Result<Option<Value>, ViewError> {
+        let shared = self.state()?;
+        let url = app
+            .pointer("/spec/source/repoURL")
+            .filter(|_| index == 0)
+            .or_else(|| app.pointer(&format!("/spec/sources/{index}/repoURL")))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let is_helm = app
+            .pointer("/spec/source/chart")
+            .filter(|_| index == 0)
+            .or_else(|| app.pointer(&format!("/spec/sources/{index}/chart")))
+            .is_some();
+        if url.is_empty() || is_helm || revision.len() != 40 {
+            return Ok(None);
+        }
+        let repos = Arc::clone(&shared.repos);
+        let revision = revision.to_string();
+        let info = tokio::task::spawn_blocking(move || repos.commit_info(&url, &revision).ok())
+            .await
+            .ok()
+            .flatten();
+        Ok(info.map(|c| {
+            json!({
+                "author": c.author,
+                "date": berth_api::time::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(c.time).unwrap_or_default())),
+                "message": c.message.trim_end(),
+                "tags": [],
+                "signatureInfo": if c.signature.is_some() { "signed" } else { "" },
+            })
+        }))
+    }
+
     /// Argo CD's `ApplicationTree`: the app's live objects and, through
     /// `ownerReferences`, everything they own, each with its health; when
     /// its project monitors orphaned resources, those of the destination

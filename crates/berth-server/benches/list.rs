@@ -3,9 +3,15 @@
 //! history entry, an operation record), then `GET /api/v1/applications`
 //! for the first page of 100 and for the whole list, and the web UI's list
 //! page (`/applications`: its HTML, with the stylesheet and script it
-//! loads), timed over HTTP on loopback with the bytes each answer takes. No peer runs here (Argo CD
-//! cannot be installed on these machines); Argo CD's published figure is
-//! 187 MB and 2.5–4.3 s for 6,000 applications.
+//! loads), timed over HTTP on loopback with the bytes each answer takes,
+//! and in Chromium (first contentful paint, bytes) when it is installed.
+//!
+//! Peer, side by side in the same rounds: kubectl listing the same
+//! Applications from the Kubernetes API server (`kubectl get --raw` of the
+//! first 100, and `kubectl get applications -o json` of all), the read an
+//! Argo CD-less pipeline would do. Argo CD itself cannot be installed on
+//! these machines; its published figure is 187 MB and 2.5–4.3 s for 6,000
+//! applications.
 //!
 //! `cargo bench -p berth-server --bench list [-- N [ROUNDS]]` (needs the
 //! local control plane's tools; `BERTH_TEST_KUBECONFIG` to use a running
@@ -13,6 +19,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 use std::time::{Duration, Instant};
+
+#[path = "support/browser.rs"]
+mod browser;
 
 use berth_server::{Server, ServerConfig};
 use berth_testenv::TestNamespace;
@@ -54,7 +63,8 @@ fn app(name: &str, control: &str, dest: &str) -> Value {
     })
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
     v.sort();
     v[v.len() / 2]
 }
@@ -136,6 +146,43 @@ async fn main() {
         full_times.push(t);
         full_bytes = b;
     }
+    // The peer: kubectl against the API server that stores the same
+    // Applications, a whole process per request as a script would run it.
+    let kubectl = |args: &[&str]| -> (Duration, usize) {
+        let t = Instant::now();
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&ns.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        let elapsed = t.elapsed();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (elapsed, out.stdout.len())
+    };
+    let raw_page =
+        format!("/apis/argoproj.io/v1alpha1/namespaces/{control}/applications?limit=100");
+    let (mut kpage_times, mut kfull_times) = (Vec::new(), Vec::new());
+    let (mut kpage_bytes, mut kfull_bytes) = (0, 0);
+    for _ in 0..rounds {
+        let (t, b) = kubectl(&["get", "--raw", &raw_page]);
+        kpage_times.push(t);
+        kpage_bytes = b;
+        let (t, b) = kubectl(&[
+            "get",
+            "applications.argoproj.io",
+            "-n",
+            &control,
+            "-o",
+            "json",
+        ]);
+        kfull_times.push(t);
+        kfull_bytes = b;
+    }
     // The web UI's list page, as a browser loads it: the page, then its
     // stylesheet and script.
     let cookie = format!("argocd.token={token}");
@@ -166,21 +213,37 @@ async fn main() {
     println!("applications: {count}, rounds: {rounds}");
     println!(
         "web UI list page (HTML + CSS + script): {:.1} ms median, {} bytes",
-        median(ui_times).as_secs_f64() * 1000.0,
+        median(&ui_times).as_secs_f64() * 1000.0,
         ui_bytes
     );
     println!(
         "first page (100): {:.1} ms median, {} bytes",
-        median(page_times).as_secs_f64() * 1000.0,
+        median(&page_times).as_secs_f64() * 1000.0,
         page_bytes
     );
     println!(
         "full list: {:.0} ms median, {:.1} MB",
-        median(full_times).as_secs_f64() * 1000.0,
+        median(&full_times).as_secs_f64() * 1000.0,
         full_bytes as f64 / 1e6
     );
     println!(
         "per application in the full list: {} bytes",
         full_bytes / count.max(1)
+    );
+    // The list page as a browser shows it: first contentful paint and
+    // everything transferred.
+    browser::render(&server.url(), &token, &["/applications"], rounds);
+    let (kp, kf) = (median(&kpage_times), median(&kfull_times));
+    println!(
+        "peer, kubectl get --raw (first 100): {:.1} ms median, {} bytes ({:.1}x Berth's first page)",
+        kp.as_secs_f64() * 1000.0,
+        kpage_bytes,
+        kp.as_secs_f64() / median(&page_times).as_secs_f64()
+    );
+    println!(
+        "peer, kubectl get -o json (all): {:.0} ms median, {:.1} MB ({:.1}x Berth's full list)",
+        kf.as_secs_f64() * 1000.0,
+        kfull_bytes as f64 / 1e6,
+        kf.as_secs_f64() / median(&full_times).as_secs_f64()
     );
 }

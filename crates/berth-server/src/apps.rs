@@ -39,6 +39,9 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/applications/{name}/resource-tree") => get(crate::resources::tree),
         ("GET", "/api/v1/applications/{name}/resource") => get(crate::resources::resource),
         ("GET", "/api/v1/applications/{name}/events") => get(crate::resources::events),
+        ("GET", "/api/v1/applications/{name}/revisions/{revision}/metadata") => {
+            get(crate::resources::revision_metadata)
+        }
         ("GET", "/api/v1/projects") => get(crate::projects::list),
         ("POST", "/api/v1/projects/{project}/roles/{role}/token") => {
             post(crate::projects::create_role_token)

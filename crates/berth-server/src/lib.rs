@@ -554,6 +554,13 @@ pub const ROUTES: &[openapi::Route] = &[
         false,
         true,
     ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applications/{name}/revisions/{revision}/metadata",
+        "Author, date, message and tags of a commit of the app's Git source (`sourceIndex`)",
+        false,
+        true,
+    ),
     openapi::Route::new("GET", "/api/v1/projects", "List projects", false, true),
     openapi::Route::new(
         "POST",
@@ -657,7 +664,7 @@ pub const ROUTES: &[openapi::Route] = &[
     openapi::Route::new(
         "GET",
         "/api/v1/stream/applications",
-        "Server-sent events of application changes (`name`, `projects`, `selector` filters)",
+        "Server-sent events of application changes (`name`, `projects`, `selector` filters; extension: `fields=summary`)",
         false,
         true,
     ),

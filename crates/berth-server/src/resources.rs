@@ -4,7 +4,7 @@
 //! running in the same process ([`berth_controller::views`]); events come
 //! from the API server. Every route needs `applications, get` on the app.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::{Extension, Json};
 use berth_cluster::live::ObjectKey;
 use berth_controller::views::{Managed, ViewError, Views};
@@ -181,6 +181,39 @@ pub async fn tree(
         .await
         .map_err(|e| view_error(&name, e))?;
     Ok(Json(tree))
+}
+
+/// `GET /api/v1/applications/{name}/revisions/{revision}/metadata`:
+/// Argo CD's `RevisionMetadata` (author, date, message, tags) of a commit
+/// of the app's source (`sourceIndex` for the others of several), as
+/// long as the controller has fetched it; 404 otherwise.
+pub async fn revision_metadata(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    app_ref: AppRef,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let name = app_ref.to_string();
+    let app = readable(&state, &caller, &app_ref).await?;
+    let revision = params.get("revision").cloned().unwrap_or_default();
+    let index = query_pairs(raw.as_deref())
+        .into_iter()
+        .find(|(k, _)| k == "sourceIndex")
+        .map(|(_, v)| v.parse::<usize>())
+        .transpose()
+        .map_err(|_| ApiError::bad_request("sourceIndex: a number (0 for the first source)"))?
+        .unwrap_or(0);
+    views(&state)?
+        .revision_metadata(&as_value(&app), &revision, index)
+        .await
+        .map_err(|e| view_error(&name, e))?
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "revision {revision:?} of application {name:?} is not a fetched commit of its Git source"
+            ))
+        })
 }
 
 /// The object a request names with Argo CD's query parameters

@@ -1051,11 +1051,86 @@ fn web_ui_in_a_real_browser() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(ready, "the demo's apps compared");
-    // A read-only user, as Argo CD declares one.
+    // A real OpenID Connect provider for single sign-on; its user is in
+    // the group `sso-viewers`.
+    let tools = std::env::var("BERTH_TOOLS_DIR").expect("BERTH_TOOLS_DIR (make test sets it)");
+    let mut idp = Command::new(format!("{tools}/mockidp"))
+        .args(["-sub", "alice", "-groups", "sso-viewers"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tools/bin/mockidp (testenv/build.sh builds it)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(idp.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _idp = Running(Some(idp));
+    let issuer = line.trim().strip_prefix("ISSUER=").unwrap().to_string();
+    // A read-only user, as Argo CD declares one; single sign-on.
     kubectl_stdin(
         &kubeconfig,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.viewer: login\n  accounts.approver: login\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    g, viewer, role:readonly\n    g, approver, role:readonly\n    p, approver, applications, approve, */*, allow\n---\napiVersion: berth.io/v1alpha1\nkind: ApprovalGate\nmetadata:\n  name: ui-dev\nspec:\n  applications: [guestbook-dev]\n  requiredApprovals: 1\n",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: argocd\ndata:\n  accounts.viewer: login\n  accounts.approver: login\n  oidc.config: |\n    name: Test IdP\n    issuer: {issuer}\n    clientID: berth\n    clientSecret: $oidc.clientSecret\n    requestedScopes: [openid, profile, email, groups]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: argocd\ndata:\n  policy.csv: |\n    g, viewer, role:readonly\n    g, approver, role:readonly\n    g, sso-viewers, role:readonly\n    p, approver, applications, approve, */*, allow\n---\napiVersion: berth.io/v1alpha1\nkind: ApprovalGate\nmetadata:\n  name: ui-dev\nspec:\n  applications: [guestbook-dev]\n  requiredApprovals: 1\n"
+        ),
     );
+    kubectl(
+        &kubeconfig,
+        &[
+            "patch",
+            "secret",
+            "argocd-secret",
+            "-n",
+            "argocd",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"stringData":{"oidc.clientSecret":"berth-secret"}}"#,
+        ],
+    );
+    // An app whose sync takes seconds, so that its progress can be
+    // watched: the demo's prod overlay with the ConfigMap in wave 1, and
+    // the local control plane's ready-delay annotation on every object
+    // (wave 0's pods are ready after 8 s).
+    let repo = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "app",
+            "guestbook-prod",
+            "-n",
+            "argocd",
+            "-o",
+            "jsonpath={.spec.source.repoURL}",
+        ],
+    );
+    let path = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "app",
+            "guestbook-prod",
+            "-n",
+            "argocd",
+            "-o",
+            "jsonpath={.spec.source.path}",
+        ],
+    );
+    kubectl_stdin(
+        &kubeconfig,
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: guestbook-slow\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {repo}\n    path: {path}\n    targetRevision: HEAD\n    kustomize:\n      commonAnnotations:\n        testenv.berth.io/ready-delay: 8s\n      patches:\n      - target: {{kind: ConfigMap, name: guestbook}}\n        patch: |-\n          apiVersion: v1\n          kind: ConfigMap\n          metadata:\n            name: guestbook\n            annotations:\n              argocd.argoproj.io/sync-wave: \"1\"\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: guestbook-slow\n  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n"
+        ),
+    );
+    let mut compared = false;
+    for _ in 0..600 {
+        if sync_status("guestbook-slow") == "OutOfSync" {
+            compared = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(compared, "guestbook-slow compared");
     let admin_password = kubectl(
         &kubeconfig,
         &[
@@ -1126,8 +1201,15 @@ fn web_ui_in_a_real_browser() {
         "applications-tiles",
         "application",
         "diff",
+        "diff-split",
         "sync-dialog",
         "synced",
+        "sync-progress",
+        "applications-live",
+        "narrow-applications",
+        "narrow-application",
+        "narrow-diff",
+        "narrow-resources",
         "resource",
         "history",
         "approvals",
