@@ -2,8 +2,8 @@
 # Installs the system packages the tests need, when missing: real servers
 # for the Git transports (lighttpd with TLS for smart HTTP(S), openssh-server
 # for SSH), the clients tests drive (git, gpg, ssh-keygen, openssl) and
-# Chromium for the web UI's browser tests; then playwright-core from npm
-# into ui-tests/.
+# Chromium and Firefox for the web UI's browser tests; then playwright-core
+# and puppeteer-core from npm into ui-tests/.
 # Debian's packages, as root (CI runs as root); otherwise it says what to
 # install.
 set -euo pipefail
@@ -18,10 +18,13 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v openssl >/dev/null || need+=(openssl)
 # The web UI's tests drive a real browser.
 [[ -x /usr/bin/chromium ]] || need+=(chromium)
+[[ -x /usr/bin/firefox-esr ]] || need+=(firefox-esr)
 
 npm_deps() {
-  if [[ ! -d "$(dirname "${BASH_SOURCE[0]}")/../ui-tests/node_modules/playwright-core" ]]; then
-    echo "==> installing playwright-core (npm ci in ui-tests/)" >&2
+  local modules
+  modules="$(dirname "${BASH_SOURCE[0]}")/../ui-tests/node_modules"
+  if [[ ! -d "$modules/playwright-core" || ! -d "$modules/puppeteer-core" ]]; then
+    echo "==> installing playwright-core and puppeteer-core (npm ci in ui-tests/)" >&2
     (cd "$(dirname "${BASH_SOURCE[0]}")/../ui-tests" && npm ci --no-audit --no-fund --silent)
   fi
 }

@@ -893,6 +893,9 @@ pub fn router(state: AppState) -> Router {
             audit::record,
         ))
         .layer(middleware::from_fn(timeout))
+        // Pages and lists compress about tenfold; event streams are left
+        // as they are (the default predicate skips them).
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -1122,15 +1122,24 @@ fn web_ui_in_a_real_browser() {
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: guestbook-slow\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {repo}\n    path: {path}\n    targetRevision: HEAD\n    kustomize:\n      commonAnnotations:\n        testenv.berth.io/ready-delay: 8s\n      patches:\n      - target: {{kind: ConfigMap, name: guestbook}}\n        patch: |-\n          apiVersion: v1\n          kind: ConfigMap\n          metadata:\n            name: guestbook\n            annotations:\n              argocd.argoproj.io/sync-wave: \"1\"\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: guestbook-slow\n  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n"
         ),
     );
+    // Another copy for the Firefox run.
+    kubectl_stdin(
+        &kubeconfig,
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: guestbook-fox\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {repo}\n    path: {path}\n    targetRevision: HEAD\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: guestbook-fox\n  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n"
+        ),
+    );
     let mut compared = false;
     for _ in 0..600 {
-        if sync_status("guestbook-slow") == "OutOfSync" {
+        if sync_status("guestbook-slow") == "OutOfSync"
+            && sync_status("guestbook-fox") == "OutOfSync"
+        {
             compared = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(compared, "guestbook-slow compared");
+    assert!(compared, "guestbook-slow and guestbook-fox compared");
     let admin_password = kubectl(
         &kubeconfig,
         &[
@@ -1172,6 +1181,8 @@ fn web_ui_in_a_real_browser() {
         assert!(set, "{account}'s password set");
     }
     let shots = root.join("target/ui-screenshots");
+    // Fresh: every screenshot asserted below is this run's.
+    let _ = std::fs::remove_dir_all(&shots);
     let out = Command::new("node")
         .arg(root.join("ui-tests/e2e.mjs"))
         .current_dir(root.join("ui-tests"))
@@ -1226,6 +1237,44 @@ fn web_ui_in_a_real_browser() {
         "Synced",
         "synced from the browser"
     );
+    // The same UI in Firefox.
+    let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
+    assert!(
+        Path::new(&firefox).exists(),
+        "no Firefox at {firefox}: install Debian's firefox-esr (scripts/install-deps.sh does) or set FIREFOX"
+    );
+    let out = Command::new("node")
+        .arg(root.join("ui-tests/firefox.mjs"))
+        .current_dir(root.join("ui-tests"))
+        .env("BERTH_URL", &server_url)
+        .env("ADMIN_PASSWORD", &admin_password)
+        .env("APP", "guestbook-fox")
+        .env("SCREENSHOTS", &shots)
+        .env("FIREFOX", &firefox)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the Firefox test failed:\n{said}");
+    assert_eq!(
+        sync_status("guestbook-fox"),
+        "Synced",
+        "synced from Firefox"
+    );
+    for screen in [
+        "firefox-applications",
+        "firefox-diff",
+        "firefox-synced",
+        "firefox-narrow",
+    ] {
+        assert!(
+            shots.join(format!("{screen}.png")).is_file(),
+            "screenshot {screen}"
+        );
+    }
     let staging = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&kubeconfig)
