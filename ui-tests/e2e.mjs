@@ -88,6 +88,11 @@ try {
   const rows = await page.locator('table.apps tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.app));
   expect(rows.includes(app), `${app} is listed as OutOfSync (${rows})`);
   expect(!rows.includes('guestbook-dev'), 'a Synced app is filtered out');
+  await page.goto(`${base}/applications?namespace=guestbook-dev&cluster=${encodeURIComponent('https://kubernetes.default.svc')}`);
+  const inDev = await page.locator('table.apps tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.app));
+  expect(inDev.join() === 'guestbook-dev', `the destination filters (cluster, namespace) find guestbook-dev (${inDev})`);
+  expect((await page.inputValue('input[name=namespace]')) === 'guestbook-dev', 'the form shows the filter from the URL');
+  await page.goto(`${base}/applications?sync=OutOfSync`);
   await page.click('a[href$="view=tiles"]');
   expect(await page.locator(`.tile[data-app="${app}"]`).isVisible(), 'the tiles view shows it too');
   await page.screenshot({ path: `${shots}/applications-tiles.png`, fullPage: true });

@@ -371,7 +371,8 @@ pub(crate) fn render(obj: &DynamicObject) -> Value {
 }
 
 /// `GET /api/v1/applications`: Argo CD's filters (`name`, `projects`,
-/// `selector`, `repo`) and Berth's (`sync`, `health`, `search`; `limit`
+/// `selector`, `repo`) and Berth's (`sync`, `health`, `search`, the
+/// destination's `cluster` (server URL or name) and `namespace`; `limit`
 /// and `continue` for pages, in name order).
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -408,6 +409,7 @@ pub(crate) async fn list(
         all("health"),
         one("search").map(|s| s.to_lowercase()),
     );
+    let (clusters, namespaces) = (all("cluster"), all("namespace"));
     let policy = state.policy();
     // Only what the caller may see, before filters and pages.
     let mut apps: Vec<Arc<DynamicObject>> = state
@@ -459,6 +461,10 @@ pub(crate) async fn list(
             && search
                 .as_deref()
                 .is_none_or(|s| n.to_lowercase().contains(s))
+            && (clusters.is_empty()
+                || clusters.contains(&text("/spec/destination/server"))
+                || clusters.contains(&text("/spec/destination/name")))
+            && (namespaces.is_empty() || namespaces.contains(&text("/spec/destination/namespace")))
     });
     let after_start: Vec<Arc<DynamicObject>> = matching
         .filter(|a| after.as_deref().is_none_or(|last| order(a).as_str() > last))

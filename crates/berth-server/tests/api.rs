@@ -230,6 +230,26 @@ async fn the_api_over_http() {
         .await
         .unwrap();
     assert_eq!(names(&search), ["gamma"]);
+    // The destination's cluster and namespace.
+    let here: Value = get(format!(
+        "/api/v1/applications?cluster=https%3A%2F%2Fkubernetes.default.svc&namespace={}",
+        ns.name
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(names(&here), ["alpha", "beta", "gamma"]);
+    for other in ["cluster=https%3A%2F%2Felsewhere", "namespace=elsewhere"] {
+        let v: Value = get(format!("/api/v1/applications?{other}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(names(&v).is_empty(), "{other}: {v}");
+    }
     let none: Value = get("/api/v1/applications?projects=other".into())
         .await
         .unwrap()

@@ -11,7 +11,15 @@ use std::fmt::Write as _;
 use super::*;
 
 /// The list's filters, kept in the URL.
-pub(super) const FILTERS: [&str; 5] = ["search", "project", "sync", "health", "selector"];
+pub(super) const FILTERS: [&str; 7] = [
+    "search",
+    "project",
+    "cluster",
+    "namespace",
+    "sync",
+    "health",
+    "selector",
+];
 
 pub(super) async fn applications(
     State(state): State<AppState>,
@@ -78,9 +86,11 @@ pub(super) async fn applications(
     };
     let _ = write!(
         body,
-        r#"<form method="get" action="/applications" class="filters" role="search"><label>Name <input name="search" value="{}" placeholder="name contains"></label><label>Project <input name="project" value="{}"></label><label>Labels <input name="selector" value="{}" placeholder="env=prod"></label>{}{}<input type="hidden" name="view" value="{}"><button type="submit">Filter</button> <a href="/applications">Clear</a></form>"#,
+        r#"<form method="get" action="/applications" class="filters" role="search"><label>Name <input name="search" value="{}" placeholder="name contains"></label><label>Project <input name="project" value="{}"></label><label>Cluster <input name="cluster" value="{}" placeholder="server URL or name"></label><label>Namespace <input name="namespace" value="{}" placeholder="destination"></label><label>Labels <input name="selector" value="{}" placeholder="env=prod"></label>{}{}<input type="hidden" name="view" value="{}"><button type="submit">Filter</button> <a href="/applications">Clear</a></form>"#,
         esc(&get("search")),
         esc(&get("project")),
+        esc(&get("cluster")),
+        esc(&get("namespace")),
         esc(&get("selector")),
         select("sync", "Sync", &["Synced", "OutOfSync", "Unknown"]),
         select(
