@@ -184,6 +184,17 @@ try {
   expect(!(await page.textContent('body')).includes('ScalingReplicaSet'), "another kind's events are not shown");
   await page.screenshot({ path: `${shots}/resource.png`, fullPage: true });
 
+  // Resource actions on the Deployment: restart it from its page.
+  const deployment = `${base}/applications/${app}/resource?group=apps&kind=Deployment&namespace=${app}&resourceName=guestbook`;
+  await page.goto(deployment);
+  const offered = await page.locator('#resource-actions button').evaluateAll((bs) => bs.map((b) => `${b.value}${b.disabled ? ' (disabled)' : ''}`));
+  expect(offered.join() === 'pause,restart,resume (disabled)', `the Deployment offers its actions (${offered})`);
+  await page.click('#resource-actions button[value=restart]');
+  await page.waitForURL('**notice=**');
+  expect((await page.textContent('.notice')).includes('restart: done'), 'the restart is reported');
+  expect((await page.textContent('#live')).includes('kubectl.kubernetes.io/restartedAt'), 'the live Deployment carries the restart');
+  await page.screenshot({ path: `${shots}/resource-actions.png`, fullPage: true });
+
   // Roll back to the history entry: a second entry appears.
   await page.goto(`${base}/applications/${app}`);
   const before = await page.locator('table.history tbody tr').count();
@@ -258,6 +269,9 @@ try {
     return r.status;
   }, app);
   expect(status === 403, `the API refuses the read-only user's sync (${status})`);
+  await page.goto(`${base}/applications/${app}/resource?group=apps&kind=Deployment&namespace=${app}&resourceName=guestbook`);
+  expect((await page.locator('#resource-actions').count()) === 0, 'no resource actions for a read-only user');
+  await page.goto(`${base}/applications/${app}`);
   await page.screenshot({ path: `${shots}/read-only.png`, fullPage: true });
 
   // A narrow screen: nothing wider than the window.

@@ -337,6 +337,52 @@ impl Applier {
         })
     }
 
+    /// Applies a JSON merge patch to the object `obj` names (a resource
+    /// action's change), as this field manager; returns the stored object.
+    pub async fn merge_patch(
+        &self,
+        types: &ResourceTypes,
+        obj: &Value,
+        patch: &Value,
+    ) -> Result<Value, ApplyError> {
+        let (api, name) = self.api(types, obj)?;
+        let params = PatchParams {
+            field_manager: Some(self.manager.clone()),
+            ..PatchParams::default()
+        };
+        let stored = api
+            .patch(&name, &params, &Patch::Merge(patch))
+            .await
+            .map_err(|e| classify(describe(obj), e))?;
+        serde_json::to_value(stored).map_err(|e| ApplyError::Malformed {
+            object: describe(obj),
+            message: format!("the API server's answer is not an object: {e}"),
+        })
+    }
+
+    /// Creates `obj` (a resource action's new object, such as a Job from a
+    /// CronJob); returns the stored object.
+    pub async fn create(&self, types: &ResourceTypes, obj: &Value) -> Result<Value, ApplyError> {
+        let (api, _) = self.api(types, obj)?;
+        let params = PostParams {
+            dry_run: false,
+            field_manager: Some(self.manager.clone()),
+        };
+        let desired: DynamicObject =
+            serde_json::from_value(obj.clone()).map_err(|e| ApplyError::Malformed {
+                object: describe(obj),
+                message: format!("not a Kubernetes object: {e}"),
+            })?;
+        let stored = api
+            .create(&params, &desired)
+            .await
+            .map_err(|e| classify(describe(obj), e))?;
+        serde_json::to_value(stored).map_err(|e| ApplyError::Malformed {
+            object: describe(obj),
+            message: format!("the API server's answer is not an object: {e}"),
+        })
+    }
+
     /// Reads the live object a manifest (or reference) names; `None` when
     /// it does not exist.
     pub async fn get(

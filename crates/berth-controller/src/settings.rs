@@ -81,6 +81,8 @@ pub struct ControllerSettings {
     /// `berth.takeOver: "true"` (extension): reconcile even while Argo
     /// CD's application controller runs in the control namespace.
     pub take_over: bool,
+    /// Resource actions: shipped and `argocd-cm`'s.
+    pub actions: berth_engine::actions::ResourceActions,
     /// Values that could not be used, each naming the key and what to do.
     pub warnings: Vec<String>,
 }
@@ -160,6 +162,7 @@ impl ControllerSettings {
             render,
             checks,
             customizations: Customizations::new(&engine),
+            actions: berth_engine::actions::ResourceActions::new(engine.actions.clone()),
             reconciliation,
             resources,
             warnings,

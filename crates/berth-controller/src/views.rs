@@ -36,6 +36,12 @@ pub enum ViewError {
     /// The object is not part of the application.
     #[error("{0} is not a resource of application {1:?}")]
     NotManaged(String, String),
+    /// A resource action cannot be listed or run.
+    #[error("{0}")]
+    Action(String),
+    /// The cluster refused an action's change.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// The diffs of one application against a revision.
@@ -245,6 +251,100 @@ impl Views {
             format!("{}/{} {}", key.kind, key.namespace, key.name),
             app_name,
         ))
+    }
+
+    /// The resource actions a resource the app tracks offers now (Argo CD
+    /// offers none on the objects they own, such as a Deployment's Pods).
+    pub fn resource_actions(
+        &self,
+        app: &Value,
+        key: &ObjectKey,
+    ) -> Result<Vec<berth_engine::actions::ResourceAction>, ViewError> {
+        let shared = self.state()?;
+        let obj = self.tracked_object(&shared, app, key)?;
+        shared
+            .settings()
+            .actions
+            .list(&obj)
+            .map_err(|e| ViewError::Action(e.to_string()))
+    }
+
+    /// Runs resource action `action` on a resource the app tracks: its
+    /// script's changes are patched onto the live object (and any objects
+    /// it creates are created) in the app's cluster, as Berth's field
+    /// manager. Returns the objects as stored.
+    pub async fn run_resource_action(
+        &self,
+        app: &Value,
+        key: &ObjectKey,
+        action: &str,
+    ) -> Result<Vec<Value>, ViewError> {
+        let shared = self.state()?;
+        let obj = self.tracked_object(&shared, app, key)?;
+        let operations = shared
+            .settings()
+            .actions
+            .run(&obj, action)
+            .map_err(|e| ViewError::Action(e.to_string()))?;
+        let cluster = cluster_of(&shared, app)?;
+        let types = cluster.types();
+        let mut stored = Vec::new();
+        for op in operations {
+            let done = match op {
+                berth_engine::actions::Operation::Patch { object, patch } => {
+                    cluster.applier.merge_patch(&types, &object, &patch).await
+                }
+                berth_engine::actions::Operation::Create(mut object) => {
+                    // A new object lands beside the one it came from
+                    // unless it says otherwise.
+                    if text(&object, "/metadata/namespace").is_empty() && !key.namespace.is_empty()
+                    {
+                        object["metadata"]["namespace"] = Value::from(key.namespace.clone());
+                    }
+                    cluster.applier.create(&types, &object).await
+                }
+            };
+            stored.push(
+                done.map(|o| berth_engine::diff::masked(&o))
+                    .map_err(|e| ViewError::Cluster(e.to_string()))?,
+            );
+        }
+        tracing::info!(app = %text(app, "/metadata/name"), action, kind = %key.kind, object = %key.name, "resource action run");
+        Ok(stored)
+    }
+
+    /// The live object `key` names, when the app tracks it (not when it
+    /// only owns it through another).
+    fn tracked_object(
+        &self,
+        shared: &Arc<Shared>,
+        app: &Value,
+        key: &ObjectKey,
+    ) -> Result<Value, ViewError> {
+        let track = self.track(shared, app)?;
+        let cluster = cluster_of(shared, app)?;
+        let not_managed = || {
+            ViewError::NotManaged(
+                format!("{}/{} {}", key.kind, key.namespace, key.name),
+                text(app, "/metadata/name").to_string(),
+            )
+        };
+        let obj = cluster.live.get(key).ok_or_else(not_managed)?;
+        let tracked = cluster
+            .live
+            .app_objects(&track)
+            .iter()
+            .any(|o| ObjectKey::of(o) == *key);
+        if !tracked {
+            return Err(ViewError::Action(format!(
+                "{} {}/{} is not tracked by application {:?}: actions run only on the app's own resources, not on objects they own",
+                key.kind,
+                key.namespace,
+                key.name,
+                text(app, "/metadata/name")
+            )));
+        }
+        Ok(obj.as_ref().clone())
     }
 
     /// The Prometheus exposition of the controller (see

@@ -10,6 +10,7 @@
 //! - [`tracking`]: which app an object belongs to; copies and shared objects.
 //! - [`lua`]: the sandbox that runs health scripts in Argo CD's format.
 
+pub mod actions;
 pub mod diff;
 pub mod glob;
 pub mod health;

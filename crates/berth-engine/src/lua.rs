@@ -7,8 +7,9 @@
 //! - only `assert error ipairs next pairs pcall xpcall rawequal rawget rawset
 //!   select setmetatable getmetatable tonumber tostring type unpack`, the
 //!   `string`, `table` and `math` libraries and `os.time`/`os.date`/`os.clock`
-//!   are reachable; no `io`, `os.execute`, `require`, `load*`, `dofile`,
-//!   `debug`, `ffi`, coroutines or `string.dump`;
+//!   are reachable, and `require` of those four (as Argo CD's action
+//!   scripts write `local os = require("os")`); no `io`, `os.execute`,
+//!   `load*`, `dofile`, `debug`, `ffi`, coroutines or `string.dump`;
 //! - the JIT is off so that the instruction hook fires on every path;
 //! - the hook enforces a time limit and a memory limit. Once either trips,
 //!   every later hook call and every return through `pcall`/`xpcall` raises
@@ -166,6 +167,89 @@ pub fn run(
     })
 }
 
+/// Runs `source` (named `name` in messages) with `obj` as the global
+/// `obj`, and returns what it returned as JSON: a table with the keys 1..n
+/// is an array, another table an object (an empty table is `{}`), nil is
+/// `null`. Resource actions use this.
+pub fn eval(name: &str, source: &str, obj: &Value, limits: Limits) -> Result<Value, LuaError> {
+    VM.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Vm::new().map_err(|e| LuaError::Setup(e.to_string()))?);
+        }
+        let Some(vm) = slot.as_mut() else {
+            return Err(LuaError::Setup("no Lua state".into()));
+        };
+        let result = vm.call(name, source, obj, limits).and_then(|v| {
+            from_lua(&v, 0).map_err(|message| LuaError::Runtime {
+                name: name.to_string(),
+                message,
+            })
+        });
+        if vm.guard.tripped.get().is_some() {
+            *slot = None;
+        }
+        result
+    })
+}
+
+/// A Lua value as JSON; `depth` bounds nesting (and so cycles).
+fn from_lua(v: &mlua::Value, depth: usize) -> Result<Value, String> {
+    if depth > 64 {
+        return Err("the returned table nests more than 64 levels (a cycle?)".into());
+    }
+    Ok(match v {
+        mlua::Value::Nil => Value::Null,
+        mlua::Value::Boolean(b) => Value::Bool(*b),
+        mlua::Value::Integer(i) => Value::from(*i),
+        mlua::Value::Number(n) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                Value::from(*n as i64)
+            } else {
+                serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
+            }
+        }
+        mlua::Value::String(s) => Value::String(s.to_string_lossy()),
+        mlua::Value::Table(t) => {
+            let len = t.raw_len();
+            let mut count = 0;
+            let mut entries = Vec::new();
+            for pair in t.clone().pairs::<mlua::Value, mlua::Value>() {
+                let (k, v) = pair.map_err(|e| e.to_string())?;
+                count += 1;
+                entries.push((k, v));
+            }
+            if len > 0 && count == len {
+                let mut items = vec![Value::Null; len];
+                for (k, v) in entries {
+                    let i = match k {
+                        mlua::Value::Integer(i) => i as usize,
+                        mlua::Value::Number(n) => n as usize,
+                        _ => return Err("a table mixes list items and keys".into()),
+                    };
+                    if let Some(slot) = items.get_mut(i.wrapping_sub(1)) {
+                        *slot = from_lua(&v, depth + 1)?;
+                    }
+                }
+                Value::Array(items)
+            } else {
+                let mut map = serde_json::Map::new();
+                for (k, v) in entries {
+                    let key = match k {
+                        mlua::Value::String(s) => s.to_string_lossy(),
+                        mlua::Value::Integer(i) => i.to_string(),
+                        mlua::Value::Number(n) => n.to_string(),
+                        other => return Err(format!("a table key is a {}", other.type_name())),
+                    };
+                    map.insert(key, from_lua(&v, depth + 1)?);
+                }
+                Value::Object(map)
+            }
+        }
+        other => return Err(format!("a script returned a {}", other.type_name())),
+    })
+}
+
 impl Vm {
     fn new() -> mlua::Result<Vm> {
         let lua = Lua::new_with(
@@ -261,6 +345,19 @@ impl Vm {
         obj: &Value,
         limits: Limits,
     ) -> Result<Option<ScriptResult>, LuaError> {
+        let value = self.call(name, source, obj, limits)?;
+        health_result(name, value)
+    }
+
+    /// Runs `source` with `obj` as the global `obj` and returns what it
+    /// returned, within the limits.
+    fn call(
+        &mut self,
+        name: &str,
+        source: &str,
+        obj: &Value,
+        limits: Limits,
+    ) -> Result<mlua::Value, LuaError> {
         let runtime = |e: mlua::Error| LuaError::Runtime {
             name: name.to_string(),
             message: lua_message(&e),
@@ -326,7 +423,13 @@ impl Vm {
             }
             None => {}
         }
-        let value = outcome.map_err(runtime)?;
+        outcome.map_err(runtime)
+    }
+}
+
+/// A health script's answer: `status` and `message`, none for nil or `{}`.
+fn health_result(name: &str, value: mlua::Value) -> Result<Option<ScriptResult>, LuaError> {
+    {
         let t = match value {
             mlua::Value::Nil => return Ok(None),
             mlua::Value::Table(t) if t.is_empty() => return Ok(None),
@@ -384,7 +487,18 @@ local function readonly(t, name)
   })
 end
 local os_safe = { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime }
+local modules = {
+  os = readonly(os_safe, "os"), string = readonly(string, "string"),
+  table = readonly(table, "table"), math = readonly(math, "math"),
+}
 return {
+  require = function(name)
+    local m = modules[name]
+    if m == nil then
+      error("module '" .. tostring(name) .. "' not found: the sandbox offers os, string, table and math", 2)
+    end
+    return m
+  end,
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
   pcall = function(f, ...) return pass(raw_pcall(f, ...)) end,
   xpcall = function(f, h) return pass(raw_xpcall(f, h)) end,
@@ -393,10 +507,10 @@ return {
   tonumber = tonumber, tostring = tostring, type = type, unpack = unpack,
   print = function() end,
   _VERSION = _VERSION,
-  string = readonly(string, "string"),
-  table = readonly(table, "table"),
-  math = readonly(math, "math"),
-  os = readonly(os_safe, "os"),
+  string = modules.string,
+  table = modules.table,
+  math = modules.math,
+  os = modules.os,
 }
 "#;
 
@@ -533,7 +647,8 @@ mod tests {
         for src in [
             "return io.open('/etc/passwd')",
             "return os.execute('true')",
-            "return require('os')",
+            "return require('io')",
+            "return require('os').execute('true')",
             "return loadstring('return 1')()",
             "return load('return 1')()",
             "return dofile('/etc/passwd')",

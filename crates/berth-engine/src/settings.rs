@@ -15,6 +15,7 @@ pub const APPLICATION_HEALTH_KEY: &str = "berth.health.application";
 const HEALTH_PREFIX: &str = "resource.customizations.health.";
 const IGNORE_PREFIX: &str = "resource.customizations.ignoreDifferences.";
 const OPEN_LIBS_PREFIX: &str = "resource.customizations.useOpenLibs.";
+const ACTIONS_PREFIX: &str = "resource.customizations.actions.";
 const LEGACY_BLOCK: &str = "resource.customizations";
 const MASK_ANNOTATIONS: &str = "resource.sensitive.mask.annotations";
 
@@ -48,6 +49,16 @@ pub struct Settings {
     pub mask_annotations: Vec<String>,
     /// Berth's Application health check is on.
     pub application_health: bool,
+    /// Resource actions: (group, kind, scripts).
+    pub actions: Vec<(String, String, crate::actions::ActionScripts)>,
+}
+
+/// An action customization's problem, without the key it already names.
+fn action_message(e: crate::actions::ActionError) -> String {
+    match e {
+        crate::actions::ActionError::Settings { message, .. } => message,
+        other => other.to_string(),
+    }
 }
 
 impl Settings {
@@ -78,6 +89,17 @@ impl Settings {
                     s.ignore_differences
                         .push(ignore_from_yaml(LEGACY_BLOCK, text, &group, &kind)?);
                 }
+                if let Some(text) = fields.get("actions").and_then(Value::as_str) {
+                    let key = format!("{LEGACY_BLOCK}[{gk}]");
+                    let scripts =
+                        crate::actions::ActionScripts::from_yaml(&key, text).map_err(|e| {
+                            SettingsError::Value {
+                                key: key.clone(),
+                                message: action_message(e),
+                            }
+                        })?;
+                    s.actions.push((group.clone(), kind.clone(), scripts));
+                }
             }
         }
         for (key, value) in data {
@@ -89,6 +111,17 @@ impl Settings {
                 let (group, kind) = split_group_kind(key, gk)?;
                 s.ignore_differences
                     .push(ignore_from_yaml(key, value, &group, &kind)?);
+            } else if let Some(gk) = key.strip_prefix(ACTIONS_PREFIX) {
+                let (group, kind) = split_group_kind(key, gk)?;
+                let scripts =
+                    crate::actions::ActionScripts::from_yaml(key, value).map_err(|e| {
+                        SettingsError::Value {
+                            key: key.clone(),
+                            message: action_message(e),
+                        }
+                    })?;
+                s.actions.retain(|(g, k, _)| !(g == &group && k == &kind));
+                s.actions.push((group, kind, scripts));
             } else if let Some(gk) = key.strip_prefix(OPEN_LIBS_PREFIX) {
                 // Berth's sandbox always offers string, table and math and
                 // never io or os.execute, whatever this says.

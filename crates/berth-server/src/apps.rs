@@ -39,6 +39,15 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/applications/{name}/resource-tree") => get(crate::resources::tree),
         ("GET", "/api/v1/applications/{name}/resource") => get(crate::resources::resource),
         ("GET", "/api/v1/applications/{name}/events") => get(crate::resources::events),
+        ("GET", "/api/v1/applications/{name}/resource/actions") => {
+            get(crate::resources::resource_actions)
+        }
+        ("POST", "/api/v1/applications/{name}/resource/actions") => {
+            post(crate::resources::run_resource_action)
+        }
+        ("POST", "/api/v1/applications/{name}/resource/actions/v2") => {
+            post(crate::resources::run_resource_action)
+        }
         ("GET", "/api/v1/applications/{name}/revisions/{revision}/metadata") => {
             get(crate::resources::revision_metadata)
         }

@@ -556,6 +556,27 @@ pub const ROUTES: &[openapi::Route] = &[
     ),
     openapi::Route::new(
         "GET",
+        "/api/v1/applications/{name}/resource/actions",
+        "The resource actions one of the app's resources offers (`namespace`, `resourceName`, `group`, `kind`)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/applications/{name}/resource/actions",
+        "Run a resource action: its name as a JSON string in the body, the resource in the query (RBAC `action/<group>/<kind>/<name>`)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "POST",
+        "/api/v1/applications/{name}/resource/actions/v2",
+        "Run a resource action: `{action, namespace, resourceName, group, kind}` in the body",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
         "/api/v1/applications/{name}/revisions/{revision}/metadata",
         "Author, date, message and tags of a commit of the app's Git source (`sourceIndex`)",
         false,

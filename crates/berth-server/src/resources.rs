@@ -40,9 +40,13 @@ fn view_error(name: &str, e: ViewError) -> ApiError {
     match e {
         ViewError::NotRunning => ApiError::unavailable(e.to_string()),
         ViewError::NotManaged(..) => ApiError::not_found(e.to_string()),
-        ViewError::Invalid(m) | ViewError::Compare(m) => {
+        ViewError::Invalid(m) | ViewError::Compare(m) | ViewError::Action(m) => {
             ApiError::bad_request(format!("application {name:?}: {m}"))
         }
+        ViewError::Cluster(m) => ApiError {
+            status: axum::http::StatusCode::BAD_GATEWAY,
+            message: format!("application {name:?}: the cluster refused the action's change: {m}"),
+        },
     }
 }
 
@@ -261,6 +265,83 @@ pub async fn resource(
             ))
         })?;
     Ok(Json(json!({"manifest": obj.to_string()})))
+}
+
+/// `GET /api/v1/applications/{name}/resource/actions`: Argo CD's
+/// `{actions: [{name, disabled, iconClass, displayName}]}` for one of the
+/// app's resources (`namespace`, `resourceName`, `group`, `kind`).
+pub async fn resource_actions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    app_ref: AppRef,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let name = app_ref.to_string();
+    let app = readable(&state, &caller, &app_ref).await?;
+    let key = requested_key(&query_pairs(raw.as_deref()))?;
+    let actions = views(&state)?
+        .resource_actions(&as_value(&app), &key)
+        .map_err(|e| view_error(&name, e))?;
+    Ok(Json(json!({
+        "actions": actions.iter().map(berth_engine::actions::ResourceAction::to_json).collect::<Vec<_>>()
+    })))
+}
+
+/// `POST /api/v1/applications/{name}/resource/actions` (the action's name
+/// as a JSON string in the body, the resource in the query, as Argo CD's
+/// first form) and `POST .../resource/actions/v2` (everything in the body:
+/// `{action, namespace, resourceName, group, kind}`): runs a resource
+/// action. RBAC: `applications`, `action/<group>/<kind>/<action>`.
+pub async fn run_resource_action(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    app_ref: AppRef,
+    RawQuery(raw): RawQuery,
+    body: Option<Json<Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let name = app_ref.to_string();
+    let app = fetch(&state, &app_ref).await?;
+    let body = body.map(|Json(b)| b).unwrap_or(Value::Null);
+    let mut params = query_pairs(raw.as_deref());
+    let action = match &body {
+        Value::String(a) => a.clone(),
+        Value::Object(m) => {
+            // The v2 body carries the resource too.
+            for (field, param) in [
+                ("namespace", "namespace"),
+                ("resourceName", "resourceName"),
+                ("group", "group"),
+                ("kind", "kind"),
+            ] {
+                if let Some(v) = m.get(field).and_then(Value::as_str) {
+                    params.retain(|(k, _)| k != param);
+                    params.push((param.to_string(), v.to_string()));
+                }
+            }
+            m.get("action")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        }
+        _ => String::new(),
+    };
+    if action.is_empty() {
+        return Err(ApiError::bad_request(
+            "the action to run: the body is its name as a JSON string (\"restart\"), or {\"action\": ...} for /v2",
+        ));
+    }
+    let key = requested_key(&params)?;
+    state.authorize(
+        &caller,
+        "applications",
+        &format!("action/{}/{}/{action}", key.group, key.kind),
+        &rbac_object(&state, &app),
+    )?;
+    views(&state)?
+        .run_resource_action(&as_value(&app), &key, &action)
+        .await
+        .map_err(|e| view_error(&name, e))?;
+    Ok(Json(json!({})))
 }
 
 /// `GET /api/v1/applications/{name}/events`: the app's Kubernetes Events,

@@ -1,7 +1,8 @@
 //! What an application is made of, over real HTTP: managed resources with
 //! masked Secrets, the diff now and against another branch, manifests at a
 //! revision, the resource tree (Deployment → ReplicaSet → Pod, built by
-//! the control plane's own controllers), one live resource, and events.
+//! the control plane's own controllers), one live resource, events, and
+//! resource actions (shipped and from `argocd-cm`, with RBAC).
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 use std::time::Duration;
@@ -11,6 +12,10 @@ use berth_server::{Server, ServerConfig};
 use berth_testenv::TestNamespace;
 use berth_testenv::git::{GitFixture, TempDir, git_daemon};
 use serde_json::Value;
+
+fn kubectl_stdin(kubeconfig: &std::path::Path, manifest: &str) {
+    berth_testenv::kubectl_ok(kubeconfig, &["apply", "-f", "-"], Some(manifest)).unwrap();
+}
 
 async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
     for _ in 0..600 {
@@ -358,6 +363,193 @@ async fn resource_views_over_http() {
             .status(),
         200
     );
+    // Resource actions: what a Deployment offers, a restart through
+    // Argo CD's first form, pause through /v2, refusals named.
+    let q = format!(
+        "namespace={}&resourceName=web&group=apps&kind=Deployment",
+        ns.name
+    );
+    let (status, listed) = get(&format!("/api/v1/applications/{app}/resource/actions?{q}")).await;
+    assert_eq!(status, 200, "{listed}");
+    let offered: Vec<(String, bool)> = listed["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["disabled"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        offered,
+        [
+            ("pause".to_string(), false),
+            ("restart".to_string(), false),
+            ("resume".to_string(), true)
+        ]
+    );
+    let (status, none) = get(&format!(
+        "/api/v1/applications/{app}/resource/actions?namespace={}&resourceName=settings&kind=ConfigMap",
+        ns.name
+    ))
+    .await;
+    assert_eq!(status, 400, "{none}");
+    assert!(
+        none["message"]
+            .as_str()
+            .unwrap()
+            .contains("ConfigMap has no resource actions"),
+        "{none}"
+    );
+    let post = async |user_token: &str, path: &str, body: Value| -> (u16, Value) {
+        let r = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(user_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    };
+    let kubectl = |args: &[&str]| berth_testenv::kubectl_ok(&ns.kubeconfig, args, None).unwrap();
+    let restarted_at = || {
+        kubectl(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
+        ])
+    };
+    assert_eq!(restarted_at(), "", "not restarted yet");
+    let (status, answer) = post(
+        &token,
+        &format!("/api/v1/applications/{app}/resource/actions?{q}"),
+        serde_json::json!("restart"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let at = restarted_at();
+    assert!(at.ends_with('Z') && at.len() == 20, "restartedAt {at:?}");
+    // The restart is not drift: the app stays Synced.
+    let (_, a) = get(&format!("/api/v1/applications/{app}?refresh=normal")).await;
+    assert_eq!(a["metadata"]["name"], app.as_str());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, a) = get(&format!("/api/v1/applications/{app}")).await;
+    assert_eq!(a["status"]["sync"]["status"], "Synced", "{}", a["status"]);
+    // Disabled and unknown actions are refused by name.
+    let (status, e) = post(
+        &token,
+        &format!("/api/v1/applications/{app}/resource/actions?{q}"),
+        serde_json::json!("resume"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(e["message"].as_str().unwrap().contains("disabled"), "{e}");
+    // /v2: the resource in the body.
+    let (status, e) = post(
+        &token,
+        &format!("/api/v1/applications/{app}/resource/actions/v2"),
+        serde_json::json!({"action": "pause", "namespace": ns.name, "resourceName": "web", "group": "apps", "kind": "Deployment"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        kubectl(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.spec.paused}"
+        ]),
+        "true"
+    );
+    // An object the app only owns (a Pod) offers no action.
+    let pod = kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        &ns.name,
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let (status, e) = post(
+        &token,
+        &format!("/api/v1/applications/{app}/resource/actions/v2"),
+        serde_json::json!({"action": "restart", "namespace": ns.name, "resourceName": pod, "kind": "Pod"}),
+    )
+    .await;
+    assert!(status == 400 || status == 404, "{status} {e}");
+    // RBAC: `action/<group>/<kind>/<name>`; ops may restart, not resume.
+    kubectl_stdin(
+        &ns.kubeconfig,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-rbac-cm\n  namespace: {control}\ndata:\n  policy.csv: |\n    p, ops, applications, get, */*, allow\n    p, ops, applications, action/apps/Deployment/restart, */*, allow\n"
+        ),
+    );
+    let ops = server.token_for("ops").unwrap();
+    let mut refused = 0;
+    until("the policy read", async || {
+        let (status, _) = post(
+            &ops,
+            &format!("/api/v1/applications/{app}/resource/actions?{q}"),
+            serde_json::json!("resume"),
+        )
+        .await;
+        refused = status;
+        status == 403
+    })
+    .await;
+    assert_eq!(refused, 403);
+    let (status, e) = post(
+        &ops,
+        &format!("/api/v1/applications/{app}/resource/actions?{q}"),
+        serde_json::json!("restart"),
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    // A custom action from argocd-cm, replacing the shipped ones.
+    kubectl_stdin(
+        &ns.kubeconfig,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: {control}\ndata:\n  resource.customizations.actions.apps_Deployment: |\n    discovery.lua: |\n      return {{[\"scale-to-two\"] = {{displayName = \"Scale to 2\"}}}}\n    definitions:\n    - name: scale-to-two\n      action.lua: |\n        obj.spec.replicas = 2\n        return obj\n"
+        ),
+    );
+    until("the custom action listed", async || {
+        let (_, l) = get(&format!("/api/v1/applications/{app}/resource/actions?{q}")).await;
+        l["actions"][0]["name"] == "scale-to-two"
+            && l["actions"].as_array().is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    let (status, e) = post(
+        &token,
+        &format!("/api/v1/applications/{app}/resource/actions?{q}"),
+        serde_json::json!("scale-to-two"),
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        kubectl(&[
+            "get",
+            "deployment",
+            "web",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "2"
+    );
+
     drop(server);
     let _ = stop.send(());
     let _ = running.await;

@@ -226,6 +226,10 @@ enum AppCommand {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Resource actions (restart a Deployment, ...): list what the app's
+    /// resources offer, or run one.
+    #[command(subcommand)]
+    Actions(ActionsCommand),
     /// The manifests: rendered from Git (`--source git`, the default) or
     /// as live in the cluster (`--source live`); Secret values masked.
     Manifests {
@@ -500,6 +504,74 @@ pub(crate) fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `berth app actions`.
+#[derive(Debug, Subcommand)]
+enum ActionsCommand {
+    /// The actions the app's resources offer (those matching the filters).
+    List {
+        /// The application.
+        name: String,
+        #[command(flatten)]
+        filter: ResourceFilter,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Run an action on the app's resource that matches the filters
+    /// (`--all` for every match).
+    Run {
+        /// The application.
+        name: String,
+        /// The action, e.g. restart.
+        action: String,
+        #[command(flatten)]
+        filter: ResourceFilter,
+        /// Run it on every matching resource.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Which of an app's resources an action command concerns.
+#[derive(Debug, clap::Args)]
+struct ResourceFilter {
+    /// Kind, e.g. Deployment.
+    #[arg(long)]
+    kind: Option<String>,
+    /// API group (empty for the core group).
+    #[arg(long)]
+    group: Option<String>,
+    /// Resource name.
+    #[arg(long = "resource-name")]
+    resource_name: Option<String>,
+    /// Resource namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+}
+
+impl ResourceFilter {
+    fn matches(&self, r: &Value) -> bool {
+        let is = |want: &Option<String>, field: &str| {
+            want.as_deref().is_none_or(|w| text(r, field) == w)
+        };
+        is(&self.kind, "/kind")
+            && is(&self.group, "/group")
+            && is(&self.resource_name, "/name")
+            && is(&self.namespace, "/namespace")
+    }
+}
+
+/// The query naming one resource, as the actions routes take it.
+fn resource_query(r: &Value) -> String {
+    format!(
+        "namespace={}&resourceName={}&group={}&kind={}",
+        encode(text(r, "/namespace")),
+        encode(text(r, "/name")),
+        encode(text(r, "/group")),
+        encode(text(r, "/kind"))
+    )
 }
 
 /// How a command ended, beyond success.
@@ -960,6 +1032,103 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
                 }
             }
             Ok(Exit::Ok)
+        }
+        AppCommand::Actions(command) => {
+            let name = match &command {
+                ActionsCommand::List { name, .. } | ActionsCommand::Run { name, .. } => {
+                    name.clone()
+                }
+            };
+            let base = format!("/api/v1/applications/{}", encode(&name));
+            let app = rt.block_on(api.call(Method::GET, &base, None))?;
+            let resources: Vec<Value> = app["status"]["resources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            match command {
+                ActionsCommand::List { filter, output, .. } => {
+                    let mut found = Vec::new();
+                    for r in resources.iter().filter(|r| filter.matches(r)) {
+                        // Kinds without actions answer 400: skipped.
+                        let Ok(v) = rt.block_on(api.call(
+                            Method::GET,
+                            &format!("{base}/resource/actions?{}", resource_query(r)),
+                            None,
+                        )) else {
+                            continue;
+                        };
+                        for a in v["actions"].as_array().into_iter().flatten() {
+                            found.push(json!({
+                                "group": text(r, "/group"), "kind": text(r, "/kind"),
+                                "namespace": text(r, "/namespace"), "name": text(r, "/name"),
+                                "action": text(a, "/name"), "disabled": a["disabled"] == true,
+                            }));
+                        }
+                    }
+                    match output {
+                        Output::Json | Output::Yaml => print_value(&json!(found), output)?,
+                        Output::Name => {
+                            for f in &found {
+                                println!("{}", text(f, "/action"));
+                            }
+                        }
+                        _ => {
+                            let mut rows = vec![
+                                ["GROUP", "KIND", "NAMESPACE", "NAME", "ACTION", "DISABLED"]
+                                    .iter()
+                                    .map(|s| s.to_string())
+                                    .collect::<Vec<_>>(),
+                            ];
+                            for f in &found {
+                                rows.push(vec![
+                                    text(f, "/group").to_string(),
+                                    text(f, "/kind").to_string(),
+                                    text(f, "/namespace").to_string(),
+                                    text(f, "/name").to_string(),
+                                    text(f, "/action").to_string(),
+                                    f["disabled"].to_string(),
+                                ]);
+                            }
+                            print_table(&rows);
+                        }
+                    }
+                    Ok(Exit::Ok)
+                }
+                ActionsCommand::Run {
+                    action,
+                    filter,
+                    all,
+                    ..
+                } => {
+                    let matching: Vec<&Value> =
+                        resources.iter().filter(|r| filter.matches(r)).collect();
+                    if matching.is_empty() {
+                        anyhow::bail!(
+                            "no resource of {name} matches (--kind, --group, --resource-name, --namespace); `berth app resources {name}` lists them"
+                        );
+                    }
+                    if matching.len() > 1 && !all {
+                        anyhow::bail!(
+                            "{} resources of {name} match; name one with --resource-name (and --kind), or add --all",
+                            matching.len()
+                        );
+                    }
+                    for r in matching {
+                        rt.block_on(api.call(
+                            Method::POST,
+                            &format!("{base}/resource/actions?{}", resource_query(r)),
+                            Some(&json!(action)),
+                        ))?;
+                        println!(
+                            "{action}: {} {}/{} done",
+                            text(r, "/kind"),
+                            text(r, "/namespace"),
+                            text(r, "/name")
+                        );
+                    }
+                    Ok(Exit::Ok)
+                }
+            }
         }
         AppCommand::Manifests {
             name,

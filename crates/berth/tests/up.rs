@@ -507,6 +507,46 @@ fn demo_environments_sync_by_their_policies() {
             && resources.lines().any(|l| l.starts_with("  ReplicaSet")),
         "the ReplicaSet under its Deployment: {resources}"
     );
+    // Resource actions from the CLI: listed, then a restart.
+    let listed = cli(&[
+        "app",
+        "actions",
+        "list",
+        "guestbook-prod",
+        "--kind",
+        "Deployment",
+    ]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.starts_with("GROUP")
+            && listed
+                .lines()
+                .any(|l| l.contains("Deployment") && l.contains("restart") && l.contains("false")),
+        "{listed}"
+    );
+    let ran = cli(&[
+        "app",
+        "actions",
+        "run",
+        "guestbook-prod",
+        "restart",
+        "--kind",
+        "Deployment",
+    ]);
+    assert!(
+        ran.status.success()
+            && String::from_utf8_lossy(&ran.stdout)
+                .contains("restart: Deployment guestbook-prod/guestbook done"),
+        "{}{}",
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let many = cli(&["app", "actions", "run", "guestbook-prod", "restart"]);
+    assert_eq!(
+        many.status.code(),
+        Some(1),
+        "no --kind: the ConfigMap and Service offer none, ambiguous or refused"
+    );
     // The audit log has the sync, by admin.
     let mut audit = String::new();
     for _ in 0..50 {
@@ -1222,6 +1262,7 @@ fn web_ui_in_a_real_browser() {
         "narrow-diff",
         "narrow-resources",
         "resource",
+        "resource-actions",
         "history",
         "approvals",
         "request",

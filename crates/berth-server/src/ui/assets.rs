@@ -29,6 +29,7 @@ a { color: var(--accent); }
 button, .button { font: inherit; padding: .35rem .8rem; border: 1px solid var(--line); border-radius: 4px; background: #fff; color: var(--fg); cursor: pointer; text-decoration: none; display: inline-block; }
 button:focus-visible, a:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid #7aa7ff; outline-offset: 1px; }
 #sync { background: var(--accent); color: #fff; border-color: var(--accent); }
+button:disabled { opacity: .5; cursor: not-allowed; }
 .filters, .sync, .actions form, .login { display: flex; flex-wrap: wrap; gap: .6rem; align-items: end; margin: .6rem 0; }
 .login { flex-direction: column; align-items: stretch; max-width: 22rem; }
 label { display: inline-flex; flex-direction: column; font-size: .85rem; color: var(--muted); gap: .15rem; }

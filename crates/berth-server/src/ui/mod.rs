@@ -33,6 +33,10 @@ pub fn routes() -> Router<AppState> {
         .route("/applications/{name}/delete", post(app::delete))
         .route("/applications/{name}/resource", get(resource::resource))
         .route(
+            "/applications/{name}/resource/action",
+            post(resource::run_action),
+        )
+        .route(
             "/applications/{name}/approvals/{request}",
             get(approvals::request_page).post(approvals::decide),
         )

@@ -1,11 +1,12 @@
 //! The diff of an app, and one resource: live and desired manifests, its
 //! diff and events.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Form, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Json};
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::*;
@@ -195,6 +196,14 @@ pub(super) async fn resource(
         esc(&title),
         esc(&title)
     );
+    if let Some(notice) = params.iter().find(|(k, _)| k == "notice").map(|(_, v)| v) {
+        let _ = write!(
+            body,
+            r#"<p class="notice" role="status">{}</p>"#,
+            esc(notice)
+        );
+    }
+    body.push_str(&actions_section(&state, &user, &name, &group, &kind, &namespace, &object).await);
     let live = text(&item, "/liveState");
     let desired = text(&item, "/targetState");
     let show = |s: &str| {
@@ -243,4 +252,116 @@ pub(super) async fn resource(
     }
     body.push_str("</section>");
     page(&title, Some(&user.user), &body).into_response()
+}
+
+/// The resource actions this resource offers, as buttons for those the
+/// user may run (disabled ones greyed); nothing for kinds without actions.
+async fn actions_section(
+    state: &AppState,
+    user: &Caller,
+    name: &str,
+    group: &str,
+    kind: &str,
+    namespace: &str,
+    object: &str,
+) -> String {
+    let reference = app_ref(name);
+    let Ok(Json(listed)) = crate::resources::resource_actions(
+        State(state.clone()),
+        Extension(user.clone()),
+        reference.clone(),
+        RawQuery(Some(format!(
+            "group={}&kind={}&namespace={}&resourceName={}",
+            enc(group),
+            enc(kind),
+            enc(namespace),
+            enc(object)
+        ))),
+    )
+    .await
+    else {
+        return String::new();
+    };
+    let Ok(app) = crate::apps::fetch(state, &reference).await else {
+        return String::new();
+    };
+    let rbac = crate::apps::rbac_object(state, &app);
+    let mut buttons = String::new();
+    for a in listed["actions"].as_array().into_iter().flatten() {
+        let action = text(a, "/name");
+        if state
+            .authorize(
+                user,
+                "applications",
+                &format!("action/{group}/{kind}/{action}"),
+                &rbac,
+            )
+            .is_err()
+        {
+            continue;
+        }
+        let label = match text(a, "/displayName") {
+            "" => action,
+            d => d,
+        };
+        let _ = write!(
+            buttons,
+            r#"<button name="action" value="{}"{}>{}</button>"#,
+            esc(action),
+            if a["disabled"] == true {
+                " disabled"
+            } else {
+                ""
+            },
+            esc(label)
+        );
+    }
+    if buttons.is_empty() {
+        return String::new();
+    }
+    format!(
+        r#"<section class="actions" aria-label="resource actions"><form method="post" action="/applications/{}/resource/action?group={}&amp;kind={}&amp;namespace={}&amp;resourceName={}" id="resource-actions">{buttons}</form></section>"#,
+        enc(name),
+        enc(group),
+        enc(kind),
+        enc(namespace),
+        enc(object)
+    )
+}
+
+/// Runs a resource action from the resource page's form, then shows the
+/// page again with what happened.
+pub(super) async fn run_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let back = format!(
+        "/applications/{}/resource?{}",
+        enc(&name),
+        raw.clone().unwrap_or_default()
+    );
+    let user = match form_session(&state, &headers, &back) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let action = form.get("action").cloned().unwrap_or_default();
+    match crate::resources::run_resource_action(
+        State(state.clone()),
+        Extension(user.clone()),
+        app_ref(&name),
+        RawQuery(raw),
+        Some(Json(json!(action))),
+    )
+    .await
+    {
+        Ok(_) => Redirect::to(&format!(
+            "{back}&notice={}",
+            enc(&format!("{action}: done"))
+        ))
+        .into_response(),
+        Err(e) => api_error(&user.user, e),
+    }
 }
