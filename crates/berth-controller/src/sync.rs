@@ -115,16 +115,15 @@ impl GroupProgress {
 
 /// The plan's phases and waves (consecutive steps of one phase and wave
 /// form a group), with the steps before `done` counted as done.
-fn groups(steps: &[(Phase, i64)], done: usize) -> Vec<GroupProgress> {
+fn groups(steps: &[(String, i64)], done: usize) -> Vec<GroupProgress> {
     let mut out: Vec<GroupProgress> = Vec::new();
     for (i, (phase, wave)) in steps.iter().enumerate() {
-        let phase = format!("{phase:?}");
         let same = out
             .last()
-            .is_some_and(|g| g.phase == phase && g.wave == *wave);
+            .is_some_and(|g| g.phase == *phase && g.wave == *wave);
         if !same {
             out.push(GroupProgress {
-                phase,
+                phase: phase.clone(),
                 wave: *wave,
                 ..GroupProgress::default()
             });
@@ -222,16 +221,25 @@ impl Executor<'_> {
                 waves.push(group.wave);
             }
         }
-        let layout: Vec<(Phase, i64)> =
-            all.iter().zip(&waves).map(|((p, _), w)| (*p, *w)).collect();
+        // The steps before the phases (the destination namespace) are
+        // shown as their own group, not as a PreSync wave.
+        let layout: Vec<(String, i64)> = all
+            .iter()
+            .zip(&waves)
+            .enumerate()
+            .map(|(i, ((p, _), w))| {
+                if i < plan.prepare.len() {
+                    ("Prepare".to_string(), 0)
+                } else {
+                    (format!("{p:?}"), *w)
+                }
+            })
+            .collect();
         let report = |i: usize, progress: &Progress| {
             if let Some(tx) = self.progress {
                 let at = i.min(all.len().saturating_sub(1));
                 tx.send_replace(Report {
-                    phase: all
-                        .get(at)
-                        .map(|(p, _)| format!("{p:?}"))
-                        .unwrap_or_default(),
+                    phase: layout.get(at).map(|(p, _)| p.clone()).unwrap_or_default(),
                     wave: waves.get(at).copied().unwrap_or(0),
                     done: i,
                     total: all.len(),
@@ -731,13 +739,16 @@ mod tests {
 
     #[test]
     fn progress_groups_follow_phases_and_waves() {
-        let layout = [
-            (Phase::PreSync, 0),
-            (Phase::Sync, -1),
-            (Phase::Sync, 0),
-            (Phase::Sync, 0),
-            (Phase::PostSync, 0),
-        ];
+        let layout: Vec<(String, i64)> = [
+            ("PreSync", 0),
+            ("Sync", -1),
+            ("Sync", 0),
+            ("Sync", 0),
+            ("PostSync", 0),
+        ]
+        .into_iter()
+        .map(|(p, w)| (p.to_string(), w))
+        .collect();
         let g = groups(&layout, 3);
         let summary: Vec<(String, i64, usize, usize)> = g
             .into_iter()

@@ -262,10 +262,9 @@ impl Views {
     ) -> Result<Vec<berth_engine::actions::ResourceAction>, ViewError> {
         let shared = self.state()?;
         let obj = self.tracked_object(&shared, app, key)?;
-        shared
-            .settings()
-            .actions
-            .list(&obj)
+        let settings = shared.settings();
+        // Scripts may take up to their limit: off the async workers.
+        tokio::task::block_in_place(|| settings.actions.list(&obj))
             .map_err(|e| ViewError::Action(e.to_string()))
     }
 
@@ -281,28 +280,95 @@ impl Views {
     ) -> Result<Vec<Value>, ViewError> {
         let shared = self.state()?;
         let obj = self.tracked_object(&shared, app, key)?;
-        let operations = shared
-            .settings()
-            .actions
-            .run(&obj, action)
+        let settings = shared.settings();
+        let operations = tokio::task::block_in_place(|| settings.actions.run(&obj, action))
             .map_err(|e| ViewError::Action(e.to_string()))?;
         let cluster = cluster_of(&shared, app)?;
         let types = cluster.types();
-        let mut stored = Vec::new();
+        let project_name = match text(app, "/spec/project") {
+            "" => "default".to_string(),
+            p => p.to_string(),
+        };
+        let project = shared
+            .projects
+            .get_opt(&project_name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|p| serde_json::to_value(&p).ok())
+            .and_then(|v| v.get("spec").cloned())
+            .ok_or_else(|| {
+                ViewError::Action(format!("AppProject {project_name:?} cannot be read"))
+            })?;
+        // Everything is checked before anything is changed: a patch only
+        // of the object the action was asked for; a new object namespaced,
+        // beside it, and of a kind the project permits.
+        let mut checked = Vec::new();
         for op in operations {
-            let done = match op {
+            match op {
                 berth_engine::actions::Operation::Patch { object, patch } => {
-                    cluster.applier.merge_patch(&types, &object, &patch).await
+                    if ObjectKey::of(&object) != *key {
+                        return Err(ViewError::Action(format!(
+                            "action {action:?} returned {} {}/{} to patch; an action may only change the {} it runs on",
+                            text(&object, "/kind"),
+                            text(&object, "/metadata/namespace"),
+                            text(&object, "/metadata/name"),
+                            key.kind
+                        )));
+                    }
+                    checked.push((object, Some(patch)));
                 }
                 berth_engine::actions::Operation::Create(mut object) => {
-                    // A new object lands beside the one it came from
-                    // unless it says otherwise.
-                    if text(&object, "/metadata/namespace").is_empty() && !key.namespace.is_empty()
+                    let api_version = text(&object, "/apiVersion").to_string();
+                    let kind = text(&object, "/kind").to_string();
+                    let namespaced = types
+                        .resolve(&api_version, &kind)
+                        .map(|t| t.namespaced)
+                        .ok_or_else(|| {
+                            ViewError::Action(format!(
+                                "action {action:?} would create a {kind} ({api_version}), a type the cluster does not serve"
+                            ))
+                        })?;
+                    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+                    else {
+                        return Err(ViewError::Action(format!(
+                            "action {action:?} would create an object without metadata"
+                        )));
+                    };
+                    let namespace = meta
+                        .get("namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    if !namespaced
+                        || key.namespace.is_empty()
+                        || (!namespace.is_empty() && namespace != key.namespace)
                     {
-                        object["metadata"]["namespace"] = Value::from(key.namespace.clone());
+                        return Err(ViewError::Action(format!(
+                            "action {action:?} would create a {kind} outside namespace {:?}; actions create objects only beside the one they run on",
+                            key.namespace
+                        )));
                     }
-                    cluster.applier.create(&types, &object).await
+                    meta.insert("namespace".into(), Value::from(key.namespace.clone()));
+                    let group = api_version
+                        .rsplit_once('/')
+                        .map(|(g, _)| g)
+                        .unwrap_or_default();
+                    let name = text(&object, "/metadata/name").to_string();
+                    if !crate::project::resource_permitted(&project, group, &kind, &name, true) {
+                        return Err(ViewError::Action(format!(
+                            "action {action:?} would create {kind} {name:?}, which AppProject {project_name:?} does not permit"
+                        )));
+                    }
+                    checked.push((object, None));
                 }
+            }
+        }
+        let mut stored = Vec::new();
+        for (object, patch) in checked {
+            let done = match patch {
+                Some(patch) => cluster.applier.merge_patch(&types, &object, &patch).await,
+                None => cluster.applier.create(&types, &object).await,
             };
             stored.push(
                 done.map(|o| berth_engine::diff::masked(&o))

@@ -291,10 +291,13 @@ pub fn evaluate(app: &Value, project_name: &str, spec: &Value, now: Timestamp) -
                 true
             }
         };
-        shown.push(
-            json!({"kind": kind, "schedule": w.get("schedule"), "duration": w.get("duration"),
-            "timeZone": w.get("timeZone"), "manualSync": manual, "active": is_active}),
-        );
+        // The window as the project declares it, and whether it is open.
+        let mut entry = w.clone();
+        if let Some(m) = entry.as_object_mut() {
+            m.insert("manualSync".into(), Value::Bool(manual));
+            m.insert("active".into(), Value::Bool(is_active));
+        }
+        shown.push(entry);
         match kind {
             "deny" => {
                 if is_active {

@@ -385,12 +385,48 @@ async fn waves_run_in_order_and_crash_looping_pods_stop_the_sync_degraded() {
                 .is_some_and(|r| r.iter().any(|r| r["name"] == "zero"))
     })
     .await;
+    // Berth's extension: every wave with its steps done, the current one
+    // (wave 1) started and the later one (wave 2) not.
+    let running = h.app();
+    let groups = running["status"]["operationState"]["berth"]["progress"]["groups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let shape: Vec<(String, i64)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["phase"].as_str().unwrap().to_string(),
+                g["wave"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("Sync".to_string(), -1),
+            ("Sync".to_string(), 0),
+            ("Sync".to_string(), 1),
+            ("Sync".to_string(), 2)
+        ],
+        "{groups:?}"
+    );
+    assert_eq!(
+        groups[1]["done"], groups[1]["total"],
+        "wave 0 done: {groups:?}"
+    );
+    assert_eq!(groups[3]["done"], 0, "wave 2 not started: {groups:?}");
     until("the sync to fail on the degraded wave", || {
         h.app()["status"]["operationState"]["phase"] == "Failed"
     })
     .await;
     let app = h.app();
     let state = &app["status"]["operationState"];
+    assert!(
+        state["berth"].get("progress").is_none(),
+        "the progress ends with the sync: {}",
+        state["berth"]
+    );
     let message = state["message"].as_str().unwrap();
     assert!(
         message.contains("crashing") && message.contains("Degraded"),

@@ -396,6 +396,8 @@ pub fn merge_patch(from: &Value, to: &Value) -> Value {
                 let mut out = Map::new();
                 for (k, old) in a {
                     match b.get(k) {
+                        // Lua has no null: a null field comes back absent.
+                        None if old.is_null() => {}
                         None => {
                             out.insert(k.clone(), Value::Null);
                         }
@@ -414,17 +416,18 @@ pub fn merge_patch(from: &Value, to: &Value) -> Value {
                 (!out.is_empty()).then_some(Value::Object(out))
             }
             (Value::Array(a), Value::Object(b)) if a.is_empty() && b.is_empty() => None,
+            // 1 and 1.0 are one value once through Lua.
+            (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
             (a, b) if a == b => None,
             (_, b) => Some(b.clone()),
         }
     }
-    /// `to` with its empty tables made empty lists where `from` has empty
-    /// lists (a round trip through Lua loses the difference).
+    /// `to` with its empty tables made empty lists where `from` has lists
+    /// (a round trip through Lua loses the difference).
     fn restore(from: &Value, to: &Value) -> Value {
         match (from, to) {
-            (Value::Array(a), Value::Object(b)) if a.is_empty() && b.is_empty() => {
-                Value::Array(Vec::new())
-            }
+            // An emptied list comes back from Lua as an empty table.
+            (Value::Array(_), Value::Object(b)) if b.is_empty() => Value::Array(Vec::new()),
             (Value::Object(a), Value::Object(b)) => Value::Object(
                 b.iter()
                     .map(|(k, v)| {
@@ -548,6 +551,28 @@ mod tests {
             actions.list(&cm),
             Err(ActionError::NoActions { .. })
         ));
+    }
+
+    #[test]
+    fn patches_survive_the_round_trip_through_lua() {
+        let live = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a", "creationTimestamp": null},
+            "spec": {"args": ["a", "b"], "ratio": 1.0, "keep": []}});
+        // What Lua gives back: nulls gone, 1.0 as 1, an emptied list as {}.
+        let back = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a"},
+            "spec": {"args": {}, "ratio": 1, "keep": {}}});
+        assert_eq!(merge_patch(&live, &back), json!({"spec": {"args": []}}));
+    }
+
+    #[test]
+    fn a_result_too_large_to_convert_is_refused() {
+        let e = crate::lua::eval(
+            "big",
+            "local t = {} for i = 1, 60 do t = {t, t} end return t",
+            &json!({}),
+            LIMITS,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("more than"), "{e}");
     }
 
     #[test]

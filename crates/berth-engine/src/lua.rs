@@ -181,7 +181,10 @@ pub fn eval(name: &str, source: &str, obj: &Value, limits: Limits) -> Result<Val
             return Err(LuaError::Setup("no Lua state".into()));
         };
         let result = vm.call(name, source, obj, limits).and_then(|v| {
-            from_lua(&v, 0).map_err(|message| LuaError::Runtime {
+            // Bounded: shared subtables could otherwise expand into more
+            // nodes than memory holds.
+            let mut budget = MAX_NODES;
+            from_lua(&v, 0, &mut budget).map_err(|message| LuaError::Runtime {
                 name: name.to_string(),
                 message,
             })
@@ -193,17 +196,29 @@ pub fn eval(name: &str, source: &str, obj: &Value, limits: Limits) -> Result<Val
     })
 }
 
-/// A Lua value as JSON; `depth` bounds nesting (and so cycles).
-fn from_lua(v: &mlua::Value, depth: usize) -> Result<Value, String> {
+/// The most values a returned table may hold, nested ones counted each
+/// time they appear.
+const MAX_NODES: usize = 200_000;
+
+/// A Lua value as JSON; `depth` bounds nesting (and so cycles), `budget`
+/// the values converted.
+fn from_lua(v: &mlua::Value, depth: usize, budget: &mut usize) -> Result<Value, String> {
     if depth > 64 {
         return Err("the returned table nests more than 64 levels (a cycle?)".into());
     }
+    if *budget == 0 {
+        return Err(format!(
+            "the returned table holds more than {MAX_NODES} values"
+        ));
+    }
+    *budget -= 1;
     Ok(match v {
         mlua::Value::Nil => Value::Null,
         mlua::Value::Boolean(b) => Value::Bool(*b),
         mlua::Value::Integer(i) => Value::from(*i),
         mlua::Value::Number(n) => {
-            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+            // Whole numbers are integers again (Lua 5.1 has only floats).
+            if n.fract() == 0.0 && n.abs() < 9.2e18 {
                 Value::from(*n as i64)
             } else {
                 serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
@@ -228,7 +243,7 @@ fn from_lua(v: &mlua::Value, depth: usize) -> Result<Value, String> {
                         _ => return Err("a table mixes list items and keys".into()),
                     };
                     if let Some(slot) = items.get_mut(i.wrapping_sub(1)) {
-                        *slot = from_lua(&v, depth + 1)?;
+                        *slot = from_lua(&v, depth + 1, budget)?;
                     }
                 }
                 Value::Array(items)
@@ -241,7 +256,7 @@ fn from_lua(v: &mlua::Value, depth: usize) -> Result<Value, String> {
                         mlua::Value::Number(n) => n.to_string(),
                         other => return Err(format!("a table key is a {}", other.type_name())),
                     };
-                    map.insert(key, from_lua(&v, depth + 1)?);
+                    map.insert(key, from_lua(&v, depth + 1, budget)?);
                 }
                 Value::Object(map)
             }

@@ -39,6 +39,7 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/applications/{name}/resource-tree") => get(crate::resources::tree),
         ("GET", "/api/v1/applications/{name}/resource") => get(crate::resources::resource),
         ("GET", "/api/v1/applications/{name}/events") => get(crate::resources::events),
+        ("GET", "/api/v1/applications/{name}/syncwindows") => get(sync_windows),
         ("GET", "/api/v1/applications/{name}/resource/actions") => {
             get(crate::resources::resource_actions)
         }
@@ -377,6 +378,36 @@ pub(crate) fn render(obj: &DynamicObject) -> Value {
         m.remove("managedFields");
     }
     v
+}
+
+/// `GET /api/v1/applications/{name}/syncwindows`: Argo CD's
+/// `ApplicationSyncWindowsResponse`: the project's windows that apply to
+/// the app (`assignedWindows`), those open now (`activeWindows`), and
+/// whether a manual sync may run now (`canSync`).
+pub(crate) async fn sync_windows(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    app_ref: AppRef,
+) -> Result<Json<Value>, ApiError> {
+    let app = fetch(&state, &app_ref).await?;
+    state.authorize(&caller, "applications", "get", &rbac_object(&state, &app))?;
+    let project = project_of(&app).to_string();
+    let p = crate::projects::fetch(&state, &project).await?;
+    let spec = p.data.get("spec").cloned().unwrap_or(Value::Null);
+    let verdict =
+        berth_controller::windows::evaluate(&render(&app), &project, &spec, jiff::Timestamp::now());
+    let plain = |w: &Value| {
+        let mut w = w.clone();
+        if let Some(m) = w.as_object_mut() {
+            m.remove("active");
+        }
+        w
+    };
+    Ok(Json(json!({
+        "assignedWindows": verdict.windows.iter().map(plain).collect::<Vec<_>>(),
+        "activeWindows": verdict.windows.iter().filter(|w| w["active"] == true).map(plain).collect::<Vec<_>>(),
+        "canSync": verdict.manual,
+    })))
 }
 
 /// `GET /api/v1/applications`: Argo CD's filters (`name`, `projects`,

@@ -556,6 +556,13 @@ pub const ROUTES: &[openapi::Route] = &[
     ),
     openapi::Route::new(
         "GET",
+        "/api/v1/applications/{name}/syncwindows",
+        "The project's sync windows that apply to the app, those open now, and whether a manual sync may run",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
         "/api/v1/applications/{name}/resource/actions",
         "The resource actions one of the app's resources offers (`namespace`, `resourceName`, `group`, `kind`)",
         false,

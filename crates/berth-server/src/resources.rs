@@ -300,7 +300,8 @@ pub async fn run_resource_action(
     body: Option<Json<Value>>,
 ) -> Result<Json<Value>, ApiError> {
     let name = app_ref.to_string();
-    let app = fetch(&state, &app_ref).await?;
+    // Those who may not see the app may not act on it either.
+    let app = readable(&state, &caller, &app_ref).await?;
     let body = body.map(|Json(b)| b).unwrap_or(Value::Null);
     let mut params = query_pairs(raw.as_deref());
     let action = match &body {

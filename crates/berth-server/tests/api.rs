@@ -361,6 +361,25 @@ async fn the_api_over_http() {
         body["message"].as_str().unwrap().contains("deny window"),
         "{body}"
     );
+    // Argo CD's syncwindows route: assigned, active, canSync.
+    let sw: Value = get("/api/v1/applications/beta/syncwindows".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sw["canSync"], false, "{sw}");
+    assert_eq!(sw["activeWindows"][0]["kind"], "deny", "{sw}");
+    assert_eq!(sw["assignedWindows"][0]["applications"][0], "beta", "{sw}");
+    assert!(sw["assignedWindows"][0].get("active").is_none(), "{sw}");
+    let other: Value = get("/api/v1/applications/alpha/syncwindows".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(other["canSync"], true, "{other}");
+    assert_eq!(other["assignedWindows"], json!([]), "{other}");
     windows(Value::Null);
 
     // Terminate with nothing running.

@@ -526,6 +526,49 @@ async fn resource_views_over_http() {
     );
     until("the custom action listed", async || {
         let (_, l) = get(&format!("/api/v1/applications/{app}/resource/actions?{q}")).await;
+    // An action may change only the object it runs on.
+    kubectl_stdin(
+        &ns.kubeconfig,
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: argocd-cm\n  namespace: {control}\ndata:\n  resource.customizations.actions.apps_Deployment: |\n    discovery.lua: |\n      return {{[\"scale-to-two\"] = {{}}, elsewhere = {{}}, note = {{}}, escape = {{}}}}\n    definitions:\n    - name: scale-to-two\n      action.lua: |\n        obj.spec.replicas = 2\n        return obj\n    - name: elsewhere\n      action.lua: |\n        obj.metadata.name = \"other\"\n        return obj\n    - name: note\n      action.lua: |\n        return {{{{operation = \"create\", resource = {{apiVersion = \"v1\", kind = \"ConfigMap\", metadata = {{name = \"note\"}}, data = {{by = \"action\"}}}}}}}}\n    - name: escape\n      action.lua: |\n        return {{{{operation = \"create\", resource = {{apiVersion = \"v1\", kind = \"ConfigMap\", metadata = {{name = \"note\", namespace = \"kube-system\"}}}}}}}}\n"),
+    );
+    let mut refusal = Value::Null;
+    for _ in 0..100 {
+        let (status, e) = post(
+            &token,
+            &format!("/api/v1/applications/{app}/resource/actions?{q}"),
+            serde_json::json!("elsewhere"),
+        )
+        .await;
+        refusal = serde_json::json!({"status": status, "body": e});
+        if status == 400 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        refusal["body"]["message"].as_str().unwrap().contains("may only change the Deployment it runs on"),
+        "{refusal}"
+    );
+    // Created objects land beside the one the action runs on, nowhere else.
+    let (status, e) = post(
+        &token,
+        &format!("/api/v1/applications/{app}/resource/actions?{q}"),
+        serde_json::json!("note"),
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(
+        kubectl(&["get", "configmap", "note", "-n", &ns.name, "-o", "jsonpath={.data.by}"]),
+        "action"
+    );
+    let (status, e) = post(
+        &token,
+        &format!("/api/v1/applications/{app}/resource/actions?{q}"),
+        serde_json::json!("escape"),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("outside namespace"), "{e}");
         l["actions"][0]["name"] == "scale-to-two"
             && l["actions"].as_array().is_some_and(|a| a.len() == 1)
     })

@@ -132,7 +132,12 @@ pub(super) const SCRIPT: &str = r#"
     b.className = 'badge ' + kind + '-' + value.toLowerCase();
     return true;
   }
+  var lastProgress = null;
   function drawProgress(op) {
+    // Unchanged: nothing redrawn (nor announced again to screen readers).
+    var seen = JSON.stringify(op || null);
+    if (seen === lastProgress) return;
+    lastProgress = seen;
     var head = document.getElementById('progress-head');
     var waves = document.getElementById('progress-waves');
     var results = document.getElementById('progress-results');

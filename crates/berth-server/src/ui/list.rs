@@ -131,7 +131,11 @@ pub(super) async fn applications(
     for a in &items {
         let _ = write!(stream, "&name={}", enc(text(a, "/metadata/name")));
     }
-    let _ = write!(body, r#"<div id="list" data-stream="{}">"#, esc(&stream));
+    if items.is_empty() {
+        body.push_str(r#"<div id="list">"#);
+    } else {
+        let _ = write!(body, r#"<div id="list" data-stream="{}">"#, esc(&stream));
+    }
     if items.is_empty() {
         body.push_str(r#"<p class="empty">No application matches.</p>"#);
     } else if tiles {

@@ -224,11 +224,17 @@ pub(super) async fn resource(
         body.push_str("<pre>(no difference)</pre>");
     } else {
         let split = wants_split(raw.as_deref());
-        let base: String = here
-            .split('&')
-            .filter(|p| *p != "view=split")
-            .collect::<Vec<_>>()
-            .join("&");
+        // The page's own address without the view and a notice.
+        let base = format!(
+            "/applications/{}/resource?{}",
+            enc(&name),
+            params
+                .iter()
+                .filter(|(k, _)| k != "view" && k != "notice")
+                .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
         body.push_str(&view_switch(&base, split));
         diff_view(&mut body, &diff, split);
     }
