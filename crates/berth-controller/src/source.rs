@@ -352,6 +352,58 @@ pub fn render_application(
     Ok(Rendered { objects, revisions })
 }
 
+/// Renders `app`'s source from a local directory instead of Git, as
+/// Argo CD's `app diff --local` does: `dir` is the application's own
+/// directory (what `repoURL` + `path` would give), rendered with the
+/// source's options and marked as the app's. Applications with several
+/// sources are refused.
+pub fn render_local(
+    app: &Application,
+    dir: &Path,
+    sources: &Sources<'_>,
+    settings: &RenderSettings,
+    work: &Path,
+) -> Result<Vec<Value>, SourceError> {
+    let list = app.sources();
+    let [source] = list.as_slice() else {
+        return Err(SourceError::Invalid {
+            field: "spec.sources".into(),
+            message: "a local render takes an application with one source".into(),
+        });
+    };
+    if source.chart.is_some() {
+        return Err(SourceError::Invalid {
+            field: "spec.source.chart".into(),
+            message:
+                "a chart from a Helm repository has no local directory to render; use --revision"
+                    .into(),
+        });
+    }
+    let mut local = (*source).clone();
+    local.path = Some(".".into());
+    let (mut job, _) = job_for_source(
+        app,
+        &local,
+        "spec.source",
+        &BTreeMap::new(),
+        Some((dir.to_path_buf(), "local".into())),
+        sources,
+        work,
+    )?;
+    job.track_as = Some(Marking {
+        app: tracking_name(app, &settings.control_namespace),
+        method: settings.method,
+        instance_label: settings.instance_label.clone(),
+        installation_id: settings.installation_id.clone(),
+    });
+    job.kustomize
+        .build_options
+        .extend(settings.kustomize_build_options.iter().cloned());
+    let mut objects = render_job(job, "spec.source", &work.join("render"))?;
+    sort_for_apply(&mut objects);
+    Ok(objects)
+}
+
 /// What a render depends on: the application's sources and destination,
 /// the commit of each Git source, the marking, the settings and the
 /// Kubernetes version. Chart sources name a version that may be a range, so

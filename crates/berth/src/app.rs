@@ -216,6 +216,11 @@ enum AppCommand {
         /// when it was opened.
         #[arg(long)]
         request: Option<String>,
+        /// Render this local directory (the app's own, as its repoURL and
+        /// path would give) with the app's source options and compare it
+        /// with the live objects, before committing.
+        #[arg(long, conflicts_with_all = ["request", "revision"])]
+        local: Option<std::path::PathBuf>,
     },
     /// The application's resources and what they own (Deployment →
     /// ReplicaSet → Pod), with health.
@@ -504,6 +509,95 @@ pub(crate) fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `berth app diff --local DIR`: renders the directory as the app's
+/// source would be rendered, on this machine, and compares it with the
+/// live objects the server reports. Without the server's dry run, a field
+/// removed from the local files shows only when Git's version set it
+/// through an earlier apply the live object records; Secret values are
+/// compared masked. Returns whether anything differs.
+fn local_diff(
+    rt: &tokio::runtime::Runtime,
+    api: &crate::client::Api,
+    name: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<bool> {
+    use anyhow::Context as _;
+    let base = format!("/api/v1/applications/{}", encode(name));
+    let raw = rt.block_on(api.call(Method::GET, &base, None))?;
+    let app = berth_api::application::Application::from_value(
+        &format!("Application {name}"),
+        raw.clone(),
+    )?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("--local {}", dir.display()))?;
+    let control = text(&raw, "/metadata/namespace").to_string();
+    let settings = berth_controller::source::RenderSettings::new(
+        if control.is_empty() {
+            "argocd"
+        } else {
+            &control
+        },
+        berth_api::tracking::Method::Annotation,
+    );
+    let cache = crate::render::repo_cache()?;
+    let sources = berth_controller::source::Sources::direct(
+        &cache,
+        crate::render::cache_dir().join("charts"),
+        crate::render::DEFAULT_KUBE_VERSION.into(),
+    );
+    let work = crate::render::scratch_dir()?;
+    let rendered = berth_controller::source::render_local(&app, &dir, &sources, &settings, &work);
+    let _ = std::fs::remove_dir_all(&work);
+    let desired = rendered.with_context(|| format!("rendering {}", dir.display()))?;
+    let managed = rt.block_on(api.call(Method::GET, &format!("{base}/managed-resources"), None))?;
+    let key = |o: &Value| {
+        let (group, kind) = berth_api::kinds::group_kind(o);
+        format!(
+            "{group}/{kind}/{}/{}",
+            text(o, "/metadata/namespace"),
+            text(o, "/metadata/name")
+        )
+    };
+    let mut live: Vec<(String, Value)> = managed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| serde_json::from_str::<Value>(i["liveState"].as_str()?).ok())
+        .filter(|l| l.is_object())
+        .map(|l| (key(&l), l))
+        .collect();
+    let opts = berth_engine::diff::DiffOptions {
+        field_manager: "berth".into(),
+        ..berth_engine::diff::DiffOptions::default()
+    };
+    let color = std::io::stdout().is_terminal();
+    let mut out = std::io::stdout().lock();
+    let mut different = false;
+    let mut show = |d: berth_engine::diff::ResourceDiff| -> anyhow::Result<()> {
+        if d.status != berth_engine::diff::SyncStatus::Synced {
+            different = true;
+            write_diff(&mut out, &d.unified(), color)?;
+        }
+        Ok(())
+    };
+    for d in &desired {
+        let k = key(d);
+        let l = live
+            .iter()
+            .position(|(lk, _)| *lk == k)
+            .map(|i| live.remove(i).1);
+        // Compared as the server shows them: Secret values masked.
+        let d = berth_engine::diff::masked(d);
+        show(berth_engine::diff::diff(Some(&d), l.as_ref(), None, &opts)?)?;
+    }
+    // What the local files no longer have would be pruned.
+    for (_, l) in &live {
+        show(berth_engine::diff::diff(None, Some(l), None, &opts)?)?;
+    }
+    Ok(different)
 }
 
 /// `berth app actions`.
@@ -983,6 +1077,14 @@ pub fn run(config: &Path, args: AppArgs) -> Result<Exit> {
             request,
             comment,
         } => decide(&rt, &api, &name, &request, "reject", &comment),
+        AppCommand::Diff {
+            name,
+            local: Some(dir),
+            ..
+        } => match local_diff(&rt, &api, &name, &dir) {
+            Ok(different) => Ok(if different { Exit::Failed } else { Exit::Ok }),
+            Err(e) => Ok(Exit::Error(e)),
+        },
         AppCommand::Diff { name, revision, .. } => {
             let mut path = format!("/api/v1/applications/{}/diff", encode(&name));
             if let Some(r) = &revision {

@@ -15,7 +15,7 @@ use clap::{ArgGroup, Args, ValueEnum};
 use serde_json::{Value, json};
 
 /// The Kubernetes version assumed offline when none is given.
-const DEFAULT_KUBE_VERSION: &str = "1.34.0";
+pub(crate) const DEFAULT_KUBE_VERSION: &str = "1.34.0";
 
 /// Arguments of `berth render`.
 #[derive(Debug, Args)]
@@ -117,7 +117,7 @@ pub fn run(args: RenderArgs) -> Result<()> {
     Ok(())
 }
 
-fn repo_cache() -> Result<RepoCache> {
+pub(crate) fn repo_cache() -> Result<RepoCache> {
     let cache_dir = cache_dir();
     RepoCache::new(cache_dir.join("git"), CacheOptions::default())
         .with_context(|| format!("repository cache in {}", cache_dir.display()))
@@ -232,14 +232,14 @@ fn render(args: &RenderArgs, work: &Path) -> Result<Vec<Value>> {
     Ok(objects)
 }
 
-fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BERTH_CACHE_DIR") {
         return PathBuf::from(dir);
     }
     crate::controller::cache_root().join("sources")
 }
 
-fn scratch_dir() -> Result<PathBuf> {
+pub(crate) fn scratch_dir() -> Result<PathBuf> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -493,6 +493,87 @@ fn demo_environments_sync_by_their_policies() {
         "{}",
         String::from_utf8_lossy(&same.stdout)
     );
+    // A local checkout, before committing: the same files show no
+    // difference, a changed replica count shows as one.
+    let repo = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "app",
+            "guestbook-prod",
+            "-n",
+            "argocd",
+            "-o",
+            "jsonpath={.spec.source.repoURL}",
+        ],
+    );
+    let path = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "app",
+            "guestbook-prod",
+            "-n",
+            "argocd",
+            "-o",
+            "jsonpath={.spec.source.path}",
+        ],
+    );
+    let checkout = dir.join("checkout");
+    let cloned = Command::new("git")
+        .args(["clone", "-q", &repo])
+        .arg(&checkout)
+        .output()
+        .unwrap();
+    assert!(
+        cloned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cloned.stderr)
+    );
+    let local = checkout.join(&path);
+    let local_same = cli(&[
+        "app",
+        "diff",
+        "guestbook-prod",
+        "--local",
+        local.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        local_same.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&local_same.stdout),
+        String::from_utf8_lossy(&local_same.stderr)
+    );
+    let kustomization = local.join("kustomization.yaml");
+    let text = std::fs::read_to_string(&kustomization).unwrap();
+    assert!(text.contains("count: 3"), "{text}");
+    std::fs::write(&kustomization, text.replace("count: 3", "count: 5")).unwrap();
+    let local_changed = cli(&[
+        "app",
+        "diff",
+        "guestbook-prod",
+        "--local",
+        local.to_str().unwrap(),
+    ]);
+    let shown = String::from_utf8_lossy(&local_changed.stdout).to_string();
+    assert_eq!(local_changed.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("-  replicas: 3") && shown.contains("+  replicas: 5"),
+        "{shown}"
+    );
+    let missing = cli(&[
+        "app",
+        "diff",
+        "guestbook-prod",
+        "--local",
+        "/nonexistent/dir",
+    ]);
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "an error exits 2, as kubectl diff"
+    );
     let mut resources = String::new();
     for _ in 0..100 {
         resources = String::from_utf8_lossy(&cli(&["app", "resources", "guestbook-prod"]).stdout)
