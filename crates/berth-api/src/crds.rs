@@ -12,6 +12,9 @@ pub const APPLICATION_CRD: &str = include_str!("../../../deploy/crds/application
 /// The AppProject CRD (YAML).
 pub const APPPROJECT_CRD: &str = include_str!("../../../deploy/crds/appproject.yaml");
 
+/// The ApplicationSet CRD (YAML).
+pub const APPLICATIONSET_CRD: &str = include_str!("../../../deploy/crds/applicationset.yaml");
+
 /// Berth's extension API group.
 pub const BERTH_GROUP: &str = "berth.io";
 
@@ -55,6 +58,7 @@ pub fn crds() -> Result<Vec<serde_json::Value>, serde_saphyr::Error> {
         APPROVALGATE_CRD,
         SYNCREQUEST_CRD,
         APPROVALRECORD_CRD,
+        APPLICATIONSET_CRD,
     ]
     .iter()
     .map(|text| serde_saphyr::from_str(text))
@@ -78,6 +82,7 @@ mod tests {
             "gates: administrators only"
         );
         assert_eq!(crds[5]["metadata"]["name"], "syncrequests.berth.io");
+        assert_eq!(crds[7]["metadata"]["name"], "applicationsets.argoproj.io");
         assert_eq!(default_project("argocd")["spec"]["sourceRepos"][0], "*");
     }
 }

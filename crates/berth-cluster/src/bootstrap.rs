@@ -74,6 +74,11 @@ pub fn application_resource() -> ApiResource {
     argo_resource("Application", "applications")
 }
 
+/// Argo CD's ApplicationSet, for dynamic clients.
+pub fn applicationset_resource() -> ApiResource {
+    argo_resource("ApplicationSet", "applicationsets")
+}
+
 /// Argo CD's AppProject, for dynamic clients.
 pub fn appproject_resource() -> ApiResource {
     argo_resource("AppProject", "appprojects")

@@ -261,7 +261,7 @@ pub(crate) struct Shared {
     pub(crate) remotes: RwLock<HashMap<String, Remote>>,
     pub(crate) repos: Arc<RepoCache>,
     /// One `ls-remote` per repository per interval, shared by its apps.
-    poller: RefPoller,
+    pub(crate) poller: RefPoller,
     /// Render results by their inputs.
     renders: RenderCache,
     /// Repository credentials from the `repository`/`repo-creds` Secrets.
@@ -403,7 +403,7 @@ impl Shared {
         self.settings().reconciliation.unwrap_or(self.config.resync)
     }
 
-    fn credentials(&self) -> Arc<CredentialStore> {
+    pub(crate) fn credentials(&self) -> Arc<CredentialStore> {
         self.credentials
             .read()
             .map(|s| Arc::clone(&s))
@@ -655,6 +655,7 @@ impl Controller {
                 tokio::spawn(watch_api_types(Arc::clone(&shared), self.client.clone())),
                 tokio::spawn(watch_clusters(Arc::clone(&shared), self.client.clone())),
                 tokio::spawn(watch_gates(Arc::clone(&shared), self.client.clone())),
+                tokio::spawn(crate::appset::run(Arc::clone(&shared))),
             ],
             Arc::clone(&shared),
         );

@@ -4,6 +4,7 @@
 //! Application's status current.
 
 pub mod approval;
+pub mod appset;
 pub mod compare;
 pub mod controller;
 pub mod deletion;

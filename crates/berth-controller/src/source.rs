@@ -204,7 +204,7 @@ pub fn tracking_name(app: &Application, control_namespace: &str) -> String {
     }
 }
 
-fn fetch(
+pub(crate) fn fetch(
     sources: &Sources<'_>,
     field: &str,
     url: &str,
