@@ -219,7 +219,17 @@ try {
   await page.uncheck('input[name=cascade]');
   await page.click('.danger button');
   await page.waitForURL('**/applications?notice=**');
-  expect((await page.locator('tr[data-app="guestbook-staging"]').count()) === 0, 'the deleted app is gone from the list');
+  // The list is served from a watch-fed cache: the deletion reaches it
+  // within moments (and the open page's stream marks the row).
+  let still = 1;
+  for (let i = 0; i < 40 && still > 0; i++) {
+    still = await page.locator('tr[data-app="guestbook-staging"]:not(.gone)').count();
+    if (still > 0) {
+      await page.waitForTimeout(500);
+      if (i % 4 === 3) await page.reload();
+    }
+  }
+  expect(still === 0, 'the deleted app is gone from the list');
 
   // A gated app: the sync waits as a request, another user approves it.
   await page.goto(`${base}/applications/guestbook-dev`);

@@ -521,6 +521,23 @@ async fn clusters(shared: &Shared) -> Vec<ClusterInfo> {
     out
 }
 
+/// Argo CD's ApplicationSet controller in the control namespace, with
+/// replicas asked for.
+fn argocd_generating(shared: &Shared) -> bool {
+    let key = berth_cluster::live::ObjectKey {
+        group: "apps".into(),
+        kind: "Deployment".into(),
+        namespace: shared.config.namespace.clone(),
+        name: "argocd-applicationset-controller".into(),
+    };
+    shared.local.live.get(&key).is_some_and(|o| {
+        o.pointer("/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1)
+            > 0
+    })
+}
+
 /// Generates every ApplicationSet of the control namespace again, every
 /// few seconds, for as long as the controller runs.
 pub(crate) async fn run(shared: Arc<Shared>) {
@@ -529,7 +546,21 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         &shared.config.namespace,
         &berth_cluster::bootstrap::applicationset_resource(),
     );
+    let mut warned: Option<std::time::Instant> = None;
     loop {
+        // Argo CD's own ApplicationSet controller would fight over every
+        // generated app: Berth holds back, as it does for Applications,
+        // unless `berth.takeOver` says it leads.
+        if argocd_generating(&shared) && !shared.settings().take_over {
+            if warned.is_none_or(|w| w.elapsed() > Duration::from_secs(60)) {
+                warned = Some(std::time::Instant::now());
+                tracing::warn!(
+                    "Argo CD's argocd-applicationset-controller runs in the control namespace: Berth generates no ApplicationSet until it is scaled to zero (or berth.takeOver is \"true\" in argocd-cm)"
+                );
+            }
+            tokio::time::sleep(INTERVAL).await;
+            continue;
+        }
         match sets.list(&ListParams::default()).await {
             Ok(list) => {
                 let clusters = clusters(&shared).await;

@@ -3,6 +3,7 @@
 //! directory pushed makes one more), which the controller then syncs; a
 //! list generator's removed element deletes its Application; an
 //! unsupported generator is reported in the status and changes nothing;
+//! nothing is generated while Argo CD's ApplicationSet controller runs;
 //! deleting the ApplicationSet deletes what it made.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
@@ -162,6 +163,51 @@ async fn application_sets_make_applications_from_generators() {
     })
     .await;
     assert!(apps_of(&h, "broken").is_empty());
+
+    // Beside Argo CD's own ApplicationSet controller, Berth holds back.
+    kubectl(
+        &h.ns,
+        &[
+            "create",
+            "deployment",
+            "argocd-applicationset-controller",
+            "-n",
+            &h.control,
+            "--image",
+            "registry.example/argocd:3",
+        ],
+        None,
+    );
+    let held = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "held", "namespace": h.control},
+        "spec": {"generators": [{"list": {"elements": [{"team": "green", "dir": "web"}]}}],
+            "template": template(&format!("held-{{{{team}}}}-{suffix}"), "apps/{{dir}}")}});
+    // Seen by the live cache first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    apply(&h, &held);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        apps_of(&h, "held").is_empty(),
+        "nothing generated beside Argo CD's controller"
+    );
+    kubectl(
+        &h.ns,
+        &[
+            "scale",
+            "deployment",
+            "argocd-applicationset-controller",
+            "-n",
+            &h.control,
+            "--replicas",
+            "0",
+        ],
+        None,
+    );
+    until(
+        "generated once Argo CD's controller is scaled to zero",
+        || apps_of(&h, "held") == [format!("held-green-{suffix}")],
+    )
+    .await;
 
     // Deleting the set deletes its Applications (owner references).
     kubectl(
