@@ -4,17 +4,20 @@
 //! owned by their ApplicationSet (so deleting it deletes them).
 //!
 //! Generators: `list` (`elements`, nested values flattened as `a.b`),
+//! `matrix` (every combination of two generators; the second may use the
+//! first's parameters),
 //! `clusters` (the local cluster and Argo CD's cluster Secrets, with
 //! `selector`; parameters `name`, `nameNormalized`, `server`,
 //! `metadata.labels.<key>`, `metadata.annotations.<key>`) and `git`
 //! `directories` (parameters `path`, `path.basename`,
-//! `path.basenameNormalized`, `path[N]`). A generator's own `template`
+//! `path.basenameNormalized`, `path[N]`) or `files` (each JSON or YAML
+//! file's values, with `path.filename`). A generator's own `template`
 //! overrides fields of the set's. Templates use Argo CD's default
 //! `{{param}}` syntax; a parameter not given leaves its tag as written.
 //! `syncPolicy.applicationsSync` (`create-only`, `create-update`,
 //! `create-delete`, `sync`) and `preserveResourcesOnDeletion` are
-//! honoured. Not yet: other generators (matrix, merge, SCM, pull
-//! requests, git files, plugins), `goTemplate`, progressive syncs.
+//! honoured. Not yet: other generators (merge, SCM, pull requests,
+//! plugins), `goTemplate`, progressive syncs.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -208,6 +211,86 @@ fn directory_params(path: &str) -> Params {
     p
 }
 
+/// Every regular file under `root` (relative, `/`-separated), hidden
+/// ones left out.
+fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => {
+                    if let Ok(rel) = path.strip_prefix(root) {
+                        out.push(rel.to_string_lossy().replace('\\', "/"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The git files generator: each matching JSON or YAML file gives its
+/// values (a top-level list gives one set per item), with the file's
+/// `path` (its directory), `path.basename`, `path.basenameNormalized`,
+/// `path.filename`, `path.filenameNormalized` and `path[N]`.
+fn file_params(root: &Path, files: &[Value], field: &str) -> Result<Vec<Params>, String> {
+    let (mut include, mut exclude) = (Vec::new(), Vec::new());
+    for f in files {
+        let path = f.get("path").and_then(Value::as_str).unwrap_or_default();
+        if f.get("exclude").and_then(Value::as_bool).unwrap_or(false) {
+            exclude.push(path);
+        } else {
+            include.push(path);
+        }
+    }
+    let mut out = Vec::new();
+    for file in files_under(root)
+        .iter()
+        .filter(|f| include.iter().any(|p| path_matches(p, f)))
+        .filter(|f| !exclude.iter().any(|p| path_matches(p, f)))
+    {
+        let text = std::fs::read_to_string(root.join(file))
+            .map_err(|e| format!("{field}: reading {file}: {e}"))?;
+        let parsed: Value = serde_saphyr::from_str(&text)
+            .map_err(|e| format!("{field}: {file} is not JSON or YAML: {e}"))?;
+        let items = match parsed {
+            Value::Array(items) => items,
+            other => vec![other],
+        };
+        let (dir, name) = match file.rsplit_once('/') {
+            Some((d, n)) => (d.to_string(), n.to_string()),
+            None => (String::new(), file.clone()),
+        };
+        for item in items {
+            let mut p = Params::new();
+            flatten("", &item, &mut p);
+            let base = dir.rsplit('/').next().unwrap_or_default().to_string();
+            p.insert("path".into(), dir.clone());
+            p.insert("path.basename".into(), base.clone());
+            p.insert("path.basenameNormalized".into(), normalized(&base));
+            p.insert("path.filename".into(), name.clone());
+            p.insert("path.filenameNormalized".into(), normalized(&name));
+            for (i, seg) in dir.split('/').filter(|s| !s.is_empty()).enumerate() {
+                p.insert(format!("path[{i}]"), seg.to_string());
+            }
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 /// What the generators need from outside: clusters and Git checkouts.
 pub trait Inputs {
     /// Every cluster (the local one first).
@@ -284,6 +367,31 @@ pub fn generate(
         }
         return Ok(out);
     }
+    if let Some(m) = generator.get("matrix") {
+        let children: Vec<&Value> = m
+            .get("generators")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .collect();
+        let [first, second] = children.as_slice() else {
+            return Err(format!(
+                "{field}.matrix.generators: exactly two generators are combined ({} given)",
+                children.len()
+            ));
+        };
+        let mut out = Vec::new();
+        for a in generate(first, &format!("{field}.matrix.generators[0]"), inputs)? {
+            // The second may use the first's parameters, as in Argo CD.
+            let second = render(second, &a);
+            for b in generate(&second, &format!("{field}.matrix.generators[1]"), inputs)? {
+                let mut p = a.clone();
+                p.extend(b);
+                out.push(p);
+            }
+        }
+        return Ok(out);
+    }
     if let Some(g) = generator.get("git") {
         let text = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or_default();
         let repo = text("repoURL");
@@ -294,14 +402,15 @@ pub fn generate(
             "" => "HEAD",
             r => r,
         };
-        let Some(dirs) = g.get("directories").and_then(Value::as_array) else {
-            return Err(format!(
-                "{field}.git: only the directories form is supported (files: not yet)"
-            ));
-        };
         let root = inputs
             .checkout(repo, revision)
             .map_err(|e| format!("{field}.git: {e}"))?;
+        if let Some(files) = g.get("files").and_then(Value::as_array) {
+            return file_params(&root, files, &format!("{field}.git.files"));
+        }
+        let Some(dirs) = g.get("directories").and_then(Value::as_array) else {
+            return Err(format!("{field}.git: give directories or files"));
+        };
         let all = directories(&root);
         let (mut include, mut exclude) = (Vec::new(), Vec::new());
         for d in dirs {
@@ -325,7 +434,7 @@ pub fn generate(
         .cloned()
         .unwrap_or_else(|| "(none)".into());
     Err(format!(
-        "{field}: the {kind} generator is not supported yet (list, clusters and git directories are)"
+        "{field}: the {kind} generator is not supported yet (list, clusters, git and matrix are)"
     ))
 }
 
@@ -905,6 +1014,62 @@ mod tests {
     }
 
     #[test]
+    fn git_files_and_matrix_combine() {
+        let root = std::env::temp_dir().join(format!("berth-appset-files-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("envs/dev")).unwrap();
+        std::fs::create_dir_all(root.join("envs/prod")).unwrap();
+        std::fs::write(
+            root.join("envs/dev/config.json"),
+            r#"{"env": "dev", "size": {"replicas": 1}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("envs/prod/config.yaml"),
+            "env: prod\nsize:\n  replicas: 3\n",
+        )
+        .unwrap();
+        let fake = Fake { root: root.clone() };
+        let files = json!({"git": {"repoURL": "r", "files": [{"path": "envs/*/config.*"}]}});
+        let sets = generate(&files, "g", &fake).unwrap();
+        assert_eq!(sets.len(), 2);
+        assert_eq!(sets[0]["env"], "dev");
+        assert_eq!(sets[0]["size.replicas"], "1");
+        assert_eq!(sets[0]["path"], "envs/dev");
+        assert_eq!(sets[0]["path.filename"], "config.json");
+        assert_eq!(sets[1]["path[1]"], "prod");
+        // Every cluster with every environment; the second generator uses
+        // the first's parameters.
+        let mut s = set(json!([{"matrix": {"generators": [
+            {"clusters": {}},
+            {"list": {"elements": [{"env": "dev", "where": "{{name}}"}, {"env": "prod", "where": "{{name}}"}]}}]}}]));
+        s["spec"]["template"]["metadata"]["name"] = json!("{{nameNormalized}}-{{env}}");
+        s["spec"]["template"]["metadata"]["labels"] = json!({"where": "{{where}}"});
+        let apps = applications(&s, &fake).unwrap();
+        let names: Vec<&str> = apps
+            .iter()
+            .map(|a| a["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "in-cluster-dev",
+                "in-cluster-prod",
+                "prod-eu-dev",
+                "prod-eu-prod"
+            ]
+        );
+        assert_eq!(apps[2]["metadata"]["labels"]["where"], "Prod EU");
+        let one = generate(
+            &json!({"matrix": {"generators": [{"list": {"elements": []}}]}}),
+            "g",
+            &fake,
+        )
+        .unwrap_err();
+        assert!(one.contains("exactly two"), "{one}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let fake = Fake {
             root: std::env::temp_dir(),
@@ -918,10 +1083,10 @@ mod tests {
             dup.contains("two applications named \"a-guestbook\""),
             "{dup}"
         );
-        let matrix = applications(&set(json!([{"matrix": {}}])), &fake).unwrap_err();
+        let merge = applications(&set(json!([{"merge": {}}])), &fake).unwrap_err();
         assert_eq!(
-            matrix,
-            "spec.generators[0]: the matrix generator is not supported yet (list, clusters and git directories are)"
+            merge,
+            "spec.generators[0]: the merge generator is not supported yet (list, clusters, git and matrix are)"
         );
         let mut go = set(json!([]));
         go["spec"]["goTemplate"] = json!(true);

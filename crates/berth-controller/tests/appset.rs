@@ -1,8 +1,9 @@
 //! ApplicationSets on the local control plane with a real Git server: a
 //! git directories generator makes one Application per directory (a new
 //! directory pushed makes one more), which the controller then syncs; a
-//! list generator's removed element deletes its Application; an
-//! unsupported generator is reported in the status and changes nothing;
+//! list generator's removed element deletes its Application; a matrix
+//! combines Git's directories with a list; an
+//! unsupported generator (merge) is reported in the status and changes nothing;
 //! nothing is generated while Argo CD's ApplicationSet controller runs;
 //! deleting the ApplicationSet deletes what it made.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
@@ -141,10 +142,24 @@ async fn application_sets_make_applications_from_generators() {
     })
     .await;
 
+    // A matrix: Git's directories with a list, the list using the
+    // directory's parameters.
+    let matrix = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "matrix", "namespace": h.control},
+        "spec": {"generators": [{"matrix": {"generators": [
+            {"git": {"repoURL": h.url, "revision": "main", "directories": [{"path": "apps/web"}, {"path": "apps/api"}]}},
+            {"list": {"elements": [{"tier": "{{path.basename}}x"}]}}]}}],
+            "template": template(&format!("m-{{{{tier}}}}-{suffix}"), "{{path}}")}});
+    apply(&h, &matrix);
+    until("one Application per combination", || {
+        apps_of(&h, "matrix") == [format!("m-apix-{suffix}"), format!("m-webx-{suffix}")]
+    })
+    .await;
+
     // An unsupported generator: said in the status, nothing made.
     let broken = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
         "metadata": {"name": "broken", "namespace": h.control},
-        "spec": {"generators": [{"matrix": {"generators": []}}], "template": template("x", "apps/web")}});
+        "spec": {"generators": [{"merge": {"generators": []}}], "template": template("x", "apps/web")}});
     apply(&h, &broken);
     until("the error reported", || {
         set_status(&h, "broken")["conditions"]
@@ -155,7 +170,7 @@ async fn application_sets_make_applications_from_generators() {
                         && c["status"] == "True"
                         && c["message"].as_str().is_some_and(|m| {
                             m.contains(
-                                "spec.generators[0]: the matrix generator is not supported yet",
+                                "spec.generators[0]: the merge generator is not supported yet",
                             )
                         })
                 })
