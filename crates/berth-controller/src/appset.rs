@@ -5,7 +5,8 @@
 //!
 //! Generators: `list` (`elements`, nested values flattened as `a.b`),
 //! `matrix` (every combination of two generators; the second may use the
-//! first's parameters),
+//! first's parameters), `merge` (the first generator's sets, overridden
+//! by later ones' with the same `mergeKeys`),
 //! `clusters` (the local cluster and Argo CD's cluster Secrets, with
 //! `selector`; parameters `name`, `nameNormalized`, `server`,
 //! `metadata.labels.<key>`, `metadata.annotations.<key>`) and `git`
@@ -16,8 +17,8 @@
 //! `{{param}}` syntax; a parameter not given leaves its tag as written.
 //! `syncPolicy.applicationsSync` (`create-only`, `create-update`,
 //! `create-delete`, `sync`) and `preserveResourcesOnDeletion` are
-//! honoured. Not yet: other generators (merge, SCM, pull requests,
-//! plugins), `goTemplate`, progressive syncs.
+//! honoured. Not yet: other generators (SCM, pull requests, cluster
+//! decision resources, plugins), `goTemplate`, progressive syncs.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -392,6 +393,45 @@ pub fn generate(
         }
         return Ok(out);
     }
+    if let Some(m) = generator.get("merge") {
+        let keys: Vec<String> = m
+            .get("mergeKeys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect();
+        if keys.is_empty() {
+            return Err(format!(
+                "{field}.merge.mergeKeys: name the parameters that match sets up"
+            ));
+        }
+        let children: Vec<&Value> = m
+            .get("generators")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .collect();
+        let Some((base, rest)) = children.split_first() else {
+            return Err(format!("{field}.merge.generators: at least one generator"));
+        };
+        let mut out = generate(base, &format!("{field}.merge.generators[0]"), inputs)?;
+        let key_of = |p: &Params| -> Option<Vec<String>> {
+            keys.iter().map(|k| p.get(k).cloned()).collect()
+        };
+        // Later generators override the base's sets whose merge keys they
+        // share; sets of theirs that match none are dropped, as in Argo CD.
+        for (i, g) in rest.iter().enumerate() {
+            for over in generate(g, &format!("{field}.merge.generators[{}]", i + 1), inputs)? {
+                let Some(k) = key_of(&over) else { continue };
+                for p in out.iter_mut().filter(|p| key_of(p).as_ref() == Some(&k)) {
+                    p.extend(over.clone());
+                }
+            }
+        }
+        return Ok(out);
+    }
     if let Some(g) = generator.get("git") {
         let text = |k: &str| g.get(k).and_then(Value::as_str).unwrap_or_default();
         let repo = text("repoURL");
@@ -434,7 +474,7 @@ pub fn generate(
         .cloned()
         .unwrap_or_else(|| "(none)".into());
     Err(format!(
-        "{field}: the {kind} generator is not supported yet (list, clusters, git and matrix are)"
+        "{field}: the {kind} generator is not supported yet (list, clusters, git, matrix and merge are)"
     ))
 }
 
@@ -1083,11 +1123,23 @@ mod tests {
             dup.contains("two applications named \"a-guestbook\""),
             "{dup}"
         );
-        let merge = applications(&set(json!([{"merge": {}}])), &fake).unwrap_err();
+        let scm = applications(&set(json!([{"scmProvider": {}}])), &fake).unwrap_err();
         assert_eq!(
-            merge,
-            "spec.generators[0]: the merge generator is not supported yet (list, clusters, git and matrix are)"
+            scm,
+            "spec.generators[0]: the scmProvider generator is not supported yet (list, clusters, git, matrix and merge are)"
         );
+        // Merge: the clusters, the prod one given another namespace.
+        let merged_sets = generate(
+            &json!({"merge": {"mergeKeys": ["server"], "generators": [
+                {"clusters": {}},
+                {"list": {"elements": [{"server": "https://prod-eu.example", "ns": "eu"}, {"server": "https://nowhere", "ns": "x"}]}}]}}),
+            "g",
+            &fake,
+        )
+        .unwrap();
+        assert_eq!(merged_sets.len(), 2, "the base's sets, no more");
+        assert_eq!(merged_sets[1]["ns"], "eu");
+        assert!(!merged_sets[0].contains_key("ns"));
         let mut go = set(json!([]));
         go["spec"]["goTemplate"] = json!(true);
         assert!(

@@ -3,7 +3,7 @@
 //! directory pushed makes one more), which the controller then syncs; a
 //! list generator's removed element deletes its Application; a matrix
 //! combines Git's directories with a list; an
-//! unsupported generator (merge) is reported in the status and changes nothing;
+//! unsupported generator (pull requests) is reported in the status and changes nothing;
 //! nothing is generated while Argo CD's ApplicationSet controller runs;
 //! deleting the ApplicationSet deletes what it made.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
@@ -159,7 +159,7 @@ async fn application_sets_make_applications_from_generators() {
     // An unsupported generator: said in the status, nothing made.
     let broken = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
         "metadata": {"name": "broken", "namespace": h.control},
-        "spec": {"generators": [{"merge": {"generators": []}}], "template": template("x", "apps/web")}});
+        "spec": {"generators": [{"pullRequest": {}}], "template": template("x", "apps/web")}});
     apply(&h, &broken);
     until("the error reported", || {
         set_status(&h, "broken")["conditions"]
@@ -170,7 +170,7 @@ async fn application_sets_make_applications_from_generators() {
                         && c["status"] == "True"
                         && c["message"].as_str().is_some_and(|m| {
                             m.contains(
-                                "spec.generators[0]: the merge generator is not supported yet",
+                                "spec.generators[0]: the pullRequest generator is not supported yet",
                             )
                         })
                 })

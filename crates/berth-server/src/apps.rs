@@ -52,6 +52,8 @@ pub fn handler(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/applications/{name}/revisions/{revision}/metadata") => {
             get(crate::resources::revision_metadata)
         }
+        ("GET", "/api/v1/applicationsets") => get(crate::appsets::list),
+        ("GET", "/api/v1/applicationsets/{name}") => get(crate::appsets::get),
         ("GET", "/api/v1/projects") => get(crate::projects::list),
         ("POST", "/api/v1/projects/{project}/roles/{role}/token") => {
             post(crate::projects::create_role_token)

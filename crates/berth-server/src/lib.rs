@@ -28,6 +28,7 @@ use kube::{Api, Client};
 pub mod accounts;
 pub mod approvals;
 pub mod apps;
+pub mod appsets;
 pub mod audit;
 pub mod auth;
 pub mod clusters;
@@ -586,6 +587,20 @@ pub const ROUTES: &[openapi::Route] = &[
         "GET",
         "/api/v1/applications/{name}/revisions/{revision}/metadata",
         "Author, date, message and tags of a commit of the app's Git source (`sourceIndex`)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applicationsets",
+        "List ApplicationSets (read-only; written with kubectl)",
+        false,
+        true,
+    ),
+    openapi::Route::new(
+        "GET",
+        "/api/v1/applicationsets/{name}",
+        "One ApplicationSet with its status",
         false,
         true,
     ),

@@ -53,6 +53,9 @@ enum Command {
     App(app::AppArgs),
     /// Accounts, API tokens and passwords, through the Berth server.
     Account(app::AccountArgs),
+    /// ApplicationSets (read-only; written with kubectl), through the
+    /// Berth server.
+    Appset(manage::AppsetArgs),
     /// Projects (AppProjects), through the Berth server.
     Proj(manage::ProjArgs),
     /// Repositories and their credentials, through the Berth server.
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Account(args) => app::account(&config, args).map(|_| ()),
+        Command::Appset(args) => manage::appset(&config, args),
         Command::Proj(args) => manage::proj(&config, args),
         Command::Repo(args) => manage::repo(&config, args),
         Command::Cluster(args) => manage::cluster(&config, args),

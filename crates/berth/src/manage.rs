@@ -69,6 +69,114 @@ pub fn audit(config: &Path, args: AuditArgs) -> Result<()> {
     Ok(())
 }
 
+/// Arguments of `berth appset`.
+#[derive(Debug, Args)]
+pub struct AppsetArgs {
+    #[command(subcommand)]
+    command: AppsetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AppsetCommand {
+    /// List ApplicationSets, with how many Applications each made and
+    /// whether it is up to date.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Show one ApplicationSet with its status.
+    Get {
+        /// The ApplicationSet.
+        name: String,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+        output: Output,
+    },
+}
+
+/// `berth appset`.
+pub fn appset(config: &Path, args: AppsetArgs) -> Result<()> {
+    let api = Api::from_config(config)?;
+    let rt = runtime()?;
+    match args.command {
+        AppsetCommand::List { output } => {
+            let list = rt.block_on(api.call(Method::GET, "/api/v1/applicationsets", None))?;
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            match output {
+                Output::Json | Output::Yaml => print_value(&json!(items), output)?,
+                Output::Name => items
+                    .iter()
+                    .for_each(|s| println!("{}", text(s, "/metadata/name"))),
+                _ => {
+                    let mut rows = vec![header(&[
+                        "NAME",
+                        "GENERATORS",
+                        "APPLICATIONS",
+                        "STATUS",
+                        "MESSAGE",
+                    ])];
+                    for s in &items {
+                        let generators = s["spec"]["generators"]
+                            .as_array()
+                            .map(|g| {
+                                g.iter()
+                                    .filter_map(|g| {
+                                        g.as_object()?
+                                            .keys()
+                                            .find(|k| k.as_str() != "template")
+                                            .cloned()
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            })
+                            .unwrap_or_default();
+                        let condition = |kind: &str| {
+                            s["status"]["conditions"]
+                                .as_array()
+                                .and_then(|c| c.iter().find(|c| c["type"] == kind).cloned())
+                                .unwrap_or(Value::Null)
+                        };
+                        let error = condition("ErrorOccurred");
+                        let (state, message) = if error["status"] == "True" {
+                            ("Error", text(&error, "/message").to_string())
+                        } else if condition("ResourcesUpToDate")["status"] == "True" {
+                            ("UpToDate", String::new())
+                        } else {
+                            ("Pending", String::new())
+                        };
+                        rows.push(vec![
+                            text(s, "/metadata/name").to_string(),
+                            generators,
+                            s["status"]["resources"]
+                                .as_array()
+                                .map(Vec::len)
+                                .unwrap_or(0)
+                                .to_string(),
+                            state.to_string(),
+                            message,
+                        ]);
+                    }
+                    print_table(&rows);
+                }
+            }
+        }
+        AppsetCommand::Get { name, output } => {
+            let s = rt.block_on(api.call(
+                Method::GET,
+                &format!("/api/v1/applicationsets/{}", encode(&name)),
+                None,
+            ))?;
+            match output {
+                Output::Name => println!("{}", text(&s, "/metadata/name")),
+                Output::Json => print_value(&s, Output::Json)?,
+                _ => print_value(&s, Output::Yaml)?,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Arguments of `berth proj`.
 #[derive(Debug, Args)]
 pub struct ProjArgs {

@@ -588,6 +588,39 @@ fn demo_environments_sync_by_their_policies() {
             && resources.lines().any(|l| l.starts_with("  ReplicaSet")),
         "the ReplicaSet under its Deployment: {resources}"
     );
+    // An ApplicationSet applied with kubectl: its Application made and
+    // listed by the CLI.
+    kubectl_stdin(
+        &kubeconfig,
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: teams\n  namespace: argocd\nspec:\n  generators:\n  - list:\n      elements:\n      - team: red\n  template:\n    metadata:\n      name: '{{{{team}}}}-guestbook'\n    spec:\n      project: default\n      source:\n        repoURL: {repo}\n        targetRevision: HEAD\n        path: {path}\n      destination:\n        server: https://kubernetes.default.svc\n        namespace: team-red\n"
+        ),
+    );
+    let mut sets = String::new();
+    for _ in 0..100 {
+        sets = String::from_utf8_lossy(&cli(&["appset", "list"]).stdout).to_string();
+        if sets
+            .lines()
+            .any(|l| l.starts_with("teams") && l.contains("UpToDate"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        sets.starts_with("NAME")
+            && sets.lines().any(|l| l.starts_with("teams")
+                && l.contains("list")
+                && l.contains(" 1 ")
+                && l.contains("UpToDate")),
+        "{sets}"
+    );
+    let made = cli(&["app", "get", "red-guestbook", "-o", "json"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     // Resource actions from the CLI: listed, then a restart.
     let listed = cli(&[
         "app",
@@ -950,18 +983,19 @@ fn demo_environments_sync_by_their_policies() {
         .unwrap_or_else(|| panic!("a request ID: {first}"))
         .to_string();
     let mut approved_ok = false;
-    for _ in 0..50 {
-        // The controller opens the request a moment after the sync.
-        if bob(&["app", "approve", "guestbook-prod", "--request", &pending])
-            .status
-            .success()
-        {
+    let mut said = String::new();
+    for _ in 0..150 {
+        // The controller opens the request a moment after the sync (longer
+        // on a loaded machine).
+        let approved = bob(&["app", "approve", "guestbook-prod", "--request", &pending]);
+        if approved.status.success() {
             approved_ok = true;
             break;
         }
+        said = String::from_utf8_lossy(&approved.stderr).to_string();
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(approved_ok, "bob approves request {pending}");
+    assert!(approved_ok, "bob approves request {pending}: {said}");
     let waited = waiting.wait_with_output().unwrap();
     assert!(
         waited.status.success(),
