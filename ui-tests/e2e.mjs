@@ -81,6 +81,20 @@ try {
   }
   await page.goto(`${base}/applications`);
 
+  // ApplicationSets: the set, up to date, and the Application it made.
+  let upToDate = false;
+  for (let i = 0; i < 60 && !upToDate; i++) {
+    await page.goto(`${base}/applicationsets`);
+    upToDate = (await page.locator('tr[data-appset="teams"] .badge').textContent().catch(() => '')) === 'UpToDate';
+    if (!upToDate) await page.waitForTimeout(500);
+  }
+  expect(upToDate, 'the ApplicationSet page shows the set up to date');
+  await page.screenshot({ path: `${shots}/applicationsets.png`, fullPage: true });
+  await page.click('tr[data-appset="teams"] a:has-text("blue-guestbook")');
+  await page.waitForURL('**/applications/blue-guestbook');
+  expect((await page.textContent('.summary')).includes('teams'), 'the app names the ApplicationSet that made it');
+  await page.goto(`${base}/applications`);
+
   // Find the OutOfSync app by filter; the filter stays in the URL.
   await page.selectOption('select[name=sync]', 'OutOfSync');
   await page.click('.filters button[type=submit]');

@@ -1277,6 +1277,13 @@ fn web_ui_in_a_real_browser() {
             "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: guestbook-slow\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {repo}\n    path: {path}\n    targetRevision: HEAD\n    kustomize:\n      commonAnnotations:\n        testenv.berth.io/ready-delay: 8s\n      patches:\n      - target: {{kind: ConfigMap, name: guestbook}}\n        patch: |-\n          apiVersion: v1\n          kind: ConfigMap\n          metadata:\n            name: guestbook\n            annotations:\n              argocd.argoproj.io/sync-wave: \"1\"\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: guestbook-slow\n  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n"
         ),
     );
+    // An ApplicationSet, for its page.
+    kubectl_stdin(
+        &kubeconfig,
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: teams\n  namespace: argocd\nspec:\n  generators:\n  - list:\n      elements:\n      - team: blue\n  template:\n    metadata:\n      name: '{{{{team}}}}-guestbook'\n    spec:\n      project: default\n      source:\n        repoURL: {repo}\n        path: {path}\n        targetRevision: HEAD\n      destination:\n        server: https://kubernetes.default.svc\n        namespace: team-blue\n"
+        ),
+    );
     // Another copy for the Firefox run.
     kubectl_stdin(
         &kubeconfig,
@@ -1365,6 +1372,7 @@ fn web_ui_in_a_real_browser() {
         "login",
         "applications",
         "applications-tiles",
+        "applicationsets",
         "application",
         "diff",
         "diff-split",

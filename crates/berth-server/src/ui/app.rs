@@ -71,6 +71,17 @@ pub(super) async fn application(
             Err(_) => String::new(),
         },
     };
+    // Made by an ApplicationSet: said, with a link to the sets.
+    let made_by = a["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|o| o.iter().find(|r| r["kind"] == "ApplicationSet"))
+        .map(|r| {
+            format!(
+                r#"<dt>ApplicationSet</dt><dd><a href="/applicationsets">{}</a></dd>"#,
+                esc(text(r, "/name"))
+            )
+        })
+        .unwrap_or_default();
     let policy = match a.pointer("/spec/syncPolicy/automated") {
         Some(auto) => {
             let mut p = String::from("automated");
@@ -101,7 +112,7 @@ pub(super) async fn application(
 <dt>Sync</dt><dd id="sync-status" data-field="status.sync.status">{}</dd>
 <dt>Health</dt><dd id="health-status" data-field="status.health.status">{}</dd>
 <dt>Operation</dt><dd><span id="op-phase" data-field="status.operationState.phase">{}</span> <span id="op-message" data-field="status.operationState.message">{}</span></dd>
-<dt>Project</dt><dd>{}</dd>
+{made_by}<dt>Project</dt><dd>{}</dd>
 <dt>Repository</dt><dd>{}</dd>
 <dt>Path</dt><dd>{}</dd>
 <dt>Target revision</dt><dd>{}</dd>

@@ -20,8 +20,9 @@ pub(super) const STYLE: &str = r#"
 :root { --fg: #1d2330; --muted: #5b6577; --line: #d9dde5; --bg: #f7f8fa; --accent: #1f5fbf; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.45 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
-nav { display: flex; gap: 1rem; align-items: center; padding: .6rem 1.2rem; background: #1d2330; color: #fff; }
+nav { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: center; padding: .6rem 1.2rem; background: #1d2330; color: #fff; }
 nav a, nav .brand { color: #fff; font-weight: 700; text-decoration: none; }
+nav a:not(.brand) { font-weight: 400; }
 nav .who { margin-left: auto; }
 nav form { margin: 0; }
 main { max-width: 1200px; margin: 0 auto; padding: 1rem 1.2rem 3rem; }

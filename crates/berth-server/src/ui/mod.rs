@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
             "/applications/{name}/approvals/{request}",
             get(approvals::request_page).post(approvals::decide),
         )
+        .route("/applicationsets", get(appsets::list))
         .route("/ui/counts", get(list::counts_fragment))
         .route("/ui/style.css", get(assets::style))
         .route("/ui/live.js", get(assets::script))
@@ -185,7 +186,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 fn page(title: &str, user: Option<&str>, body: &str) -> Html<String> {
     let nav = match user {
         Some(u) => format!(
-            r#"<nav><a href="/applications" class="brand">Berth</a><span class="who">{}</span><form method="post" action="/logout"><button>Log out</button></form></nav>"#,
+            r#"<nav><a href="/applications" class="brand">Berth</a><a href="/applicationsets">ApplicationSets</a><span class="who">{}</span><form method="post" action="/logout"><button>Log out</button></form></nav>"#,
             esc(u)
         ),
         None => r#"<nav><span class="brand">Berth</span></nav>"#.to_string(),
@@ -305,6 +306,7 @@ fn app_ref(name: &str) -> AppRef {
 
 mod app;
 mod approvals;
+mod appsets;
 mod assets;
 mod list;
 mod resource;
