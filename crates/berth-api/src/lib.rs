@@ -8,6 +8,7 @@
 //! - [`tracking`]: how objects are marked as belonging to an application.
 
 pub mod application;
+pub mod appset;
 pub mod crds;
 pub mod kinds;
 pub mod time;

@@ -117,34 +117,13 @@ pub fn appset(config: &Path, args: AppsetArgs) -> Result<()> {
                         "MESSAGE",
                     ])];
                     for s in &items {
-                        let generators = s["spec"]["generators"]
-                            .as_array()
-                            .map(|g| {
-                                g.iter()
-                                    .filter_map(|g| {
-                                        g.as_object()?
-                                            .keys()
-                                            .find(|k| k.as_str() != "template")
-                                            .cloned()
-                                    })
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            })
-                            .unwrap_or_default();
-                        let condition = |kind: &str| {
-                            s["status"]["conditions"]
-                                .as_array()
-                                .and_then(|c| c.iter().find(|c| c["type"] == kind).cloned())
-                                .unwrap_or(Value::Null)
+                        let generators = berth_api::appset::generator_kinds(s).join(",");
+                        let state = berth_api::appset::SetState::of(s);
+                        let message = match &state {
+                            berth_api::appset::SetState::Error(m) => m.clone(),
+                            _ => String::new(),
                         };
-                        let error = condition("ErrorOccurred");
-                        let (state, message) = if error["status"] == "True" {
-                            ("Error", text(&error, "/message").to_string())
-                        } else if condition("ResourcesUpToDate")["status"] == "True" {
-                            ("UpToDate", String::new())
-                        } else {
-                            ("Pending", String::new())
-                        };
+                        let state = state.label();
                         rows.push(vec![
                             text(s, "/metadata/name").to_string(),
                             generators,

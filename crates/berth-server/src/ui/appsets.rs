@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::Value;
 use std::fmt::Write as _;
 
 use super::*;
@@ -28,33 +27,18 @@ pub(super) async fn list(State(state): State<AppState>, headers: HeaderMap) -> R
     } else {
         body.push_str(r#"<table class="apps appsets"><thead><tr><th>Name</th><th>Generators</th><th>Status</th><th>Applications</th></tr></thead><tbody>"#);
         for s in &sets {
-            let generators: Vec<String> = s["spec"]["generators"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|g| {
-                    g.as_object()?
-                        .keys()
-                        .find(|k| k.as_str() != "template")
-                        .cloned()
-                })
-                .collect();
-            let condition = |kind: &str| {
-                s["status"]["conditions"]
-                    .as_array()
-                    .and_then(|c| c.iter().find(|c| c["type"] == kind).cloned())
-                    .unwrap_or(Value::Null)
-            };
-            let error = condition("ErrorOccurred");
-            let status = if error["status"] == "True" {
-                format!(
+            let generators = berth_api::appset::generator_kinds(s);
+            let status = match berth_api::appset::SetState::of(s) {
+                berth_api::appset::SetState::Error(m) => format!(
                     r#"<span class="badge health-degraded">Error</span> <span class="error">{}</span>"#,
-                    esc(text(&error, "/message"))
-                )
-            } else if condition("ResourcesUpToDate")["status"] == "True" {
-                r#"<span class="badge health-healthy">UpToDate</span>"#.to_string()
-            } else {
-                r#"<span class="badge">Pending</span>"#.to_string()
+                    esc(&m)
+                ),
+                berth_api::appset::SetState::UpToDate => {
+                    r#"<span class="badge health-healthy">UpToDate</span>"#.to_string()
+                }
+                berth_api::appset::SetState::Pending => {
+                    r#"<span class="badge">Pending</span>"#.to_string()
+                }
             };
             let mut apps = String::new();
             for r in s["status"]["resources"].as_array().into_iter().flatten() {
