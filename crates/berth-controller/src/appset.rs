@@ -171,32 +171,55 @@ fn path_matches(pattern: &str, path: &str) -> bool {
     segments(&p, &s)
 }
 
-/// The directories under `root` (relative, `/`-separated), hidden ones
-/// and `.git` left out.
-fn directories(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
+/// The directories and the regular files under `root` (relative,
+/// `/`-separated, sorted), hidden ones and `.git` left out. Symbolic links
+/// are not followed out of the checkout.
+fn walk(root: &Path) -> (Vec<String>, Vec<String>) {
+    let (mut dirs, mut files) = (Vec::new(), Vec::new());
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') {
+            if e.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
             let path = e.path();
-            // Symbolic links are not followed out of the checkout.
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                if let Ok(rel) = path.strip_prefix(root) {
-                    out.push(rel.to_string_lossy().replace('\\', "/"));
-                }
+            let Ok(kind) = e.file_type() else { continue };
+            let Ok(rel) = path.strip_prefix(root) else {
+                continue;
+            };
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            if kind.is_dir() {
+                dirs.push(rel);
                 stack.push(path);
+            } else if kind.is_file() {
+                files.push(rel);
             }
         }
     }
-    out.sort();
-    out
+    dirs.sort();
+    files.sort();
+    (dirs, files)
+}
+
+/// The paths the generator's `{path, exclude}` entries select.
+fn selected_paths<'a>(paths: &'a [String], entries: &[Value]) -> Vec<&'a String> {
+    let (mut include, mut exclude) = (Vec::new(), Vec::new());
+    for e in entries {
+        let path = e.get("path").and_then(Value::as_str).unwrap_or_default();
+        if e.get("exclude").and_then(Value::as_bool).unwrap_or(false) {
+            exclude.push(path);
+        } else {
+            include.push(path);
+        }
+    }
+    paths
+        .iter()
+        .filter(|d| include.iter().any(|p| path_matches(p, d)))
+        .filter(|d| !exclude.iter().any(|p| path_matches(p, d)))
+        .collect()
 }
 
 /// The git directories generator's parameters for one directory.
@@ -206,40 +229,10 @@ fn directory_params(path: &str) -> Params {
     p.insert("path".into(), path.to_string());
     p.insert("path.basename".into(), base.to_string());
     p.insert("path.basenameNormalized".into(), normalized(base));
-    for (i, seg) in path.split('/').enumerate() {
+    for (i, seg) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
         p.insert(format!("path[{i}]"), seg.to_string());
     }
     p
-}
-
-/// Every regular file under `root` (relative, `/`-separated), hidden
-/// ones left out.
-fn files_under(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') {
-                continue;
-            }
-            let path = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(path),
-                Ok(t) if t.is_file() => {
-                    if let Ok(rel) = path.strip_prefix(root) {
-                        out.push(rel.to_string_lossy().replace('\\', "/"));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// The git files generator: each matching JSON or YAML file gives its
@@ -247,21 +240,9 @@ fn files_under(root: &Path) -> Vec<String> {
 /// `path` (its directory), `path.basename`, `path.basenameNormalized`,
 /// `path.filename`, `path.filenameNormalized` and `path[N]`.
 fn file_params(root: &Path, files: &[Value], field: &str) -> Result<Vec<Params>, String> {
-    let (mut include, mut exclude) = (Vec::new(), Vec::new());
-    for f in files {
-        let path = f.get("path").and_then(Value::as_str).unwrap_or_default();
-        if f.get("exclude").and_then(Value::as_bool).unwrap_or(false) {
-            exclude.push(path);
-        } else {
-            include.push(path);
-        }
-    }
+    let (_, all) = walk(root);
     let mut out = Vec::new();
-    for file in files_under(root)
-        .iter()
-        .filter(|f| include.iter().any(|p| path_matches(p, f)))
-        .filter(|f| !exclude.iter().any(|p| path_matches(p, f)))
-    {
+    for file in selected_paths(&all, files) {
         let text = std::fs::read_to_string(root.join(file))
             .map_err(|e| format!("{field}: reading {file}: {e}"))?;
         let parsed: Value = serde_saphyr::from_str(&text)
@@ -270,22 +251,13 @@ fn file_params(root: &Path, files: &[Value], field: &str) -> Result<Vec<Params>,
             Value::Array(items) => items,
             other => vec![other],
         };
-        let (dir, name) = match file.rsplit_once('/') {
-            Some((d, n)) => (d.to_string(), n.to_string()),
-            None => (String::new(), file.clone()),
-        };
+        let (dir, name) = file.rsplit_once('/').unwrap_or(("", file));
         for item in items {
             let mut p = Params::new();
             flatten("", &item, &mut p);
-            let base = dir.rsplit('/').next().unwrap_or_default().to_string();
-            p.insert("path".into(), dir.clone());
-            p.insert("path.basename".into(), base.clone());
-            p.insert("path.basenameNormalized".into(), normalized(&base));
-            p.insert("path.filename".into(), name.clone());
-            p.insert("path.filenameNormalized".into(), normalized(&name));
-            for (i, seg) in dir.split('/').filter(|s| !s.is_empty()).enumerate() {
-                p.insert(format!("path[{i}]"), seg.to_string());
-            }
+            p.extend(directory_params(dir));
+            p.insert("path.filename".into(), name.to_string());
+            p.insert("path.filenameNormalized".into(), normalized(name));
             out.push(p);
         }
     }
@@ -451,20 +423,9 @@ pub fn generate(
         let Some(dirs) = g.get("directories").and_then(Value::as_array) else {
             return Err(format!("{field}.git: give directories or files"));
         };
-        let all = directories(&root);
-        let (mut include, mut exclude) = (Vec::new(), Vec::new());
-        for d in dirs {
-            let path = d.get("path").and_then(Value::as_str).unwrap_or_default();
-            if d.get("exclude").and_then(Value::as_bool).unwrap_or(false) {
-                exclude.push(path);
-            } else {
-                include.push(path);
-            }
-        }
-        return Ok(all
-            .iter()
-            .filter(|d| include.iter().any(|p| path_matches(p, d)))
-            .filter(|d| !exclude.iter().any(|p| path_matches(p, d)))
+        let (all, _) = walk(&root);
+        return Ok(selected_paths(&all, dirs)
+            .into_iter()
             .map(|d| directory_params(d))
             .collect());
     }
@@ -687,6 +648,15 @@ fn argocd_generating(shared: &Shared) -> bool {
     })
 }
 
+/// Whether generators (nested ones too) include a clusters generator.
+fn uses_clusters(generators: &Value) -> bool {
+    match generators {
+        Value::Array(items) => items.iter().any(uses_clusters),
+        Value::Object(m) => m.contains_key("clusters") || m.values().any(uses_clusters),
+        _ => false,
+    }
+}
+
 /// Generates every ApplicationSet of the control namespace again, every
 /// few seconds, for as long as the controller runs.
 pub(crate) async fn run(shared: Arc<Shared>) {
@@ -712,7 +682,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
         match sets.list(&ListParams::default()).await {
             Ok(list) => {
-                let clusters = clusters(&shared).await;
+                // Cluster Secrets are read only when a set asks for them.
+                let clusters = if list
+                    .iter()
+                    .any(|s| uses_clusters(&s.data["spec"]["generators"]))
+                {
+                    clusters(&shared).await
+                } else {
+                    Vec::new()
+                };
                 for set in list {
                     reconcile(&shared, &sets, &set, &clusters).await;
                 }
@@ -797,17 +775,30 @@ async fn reconcile(
         .unwrap_or(false);
     let namespace = shared.config.namespace.clone();
     let apps = &shared.apps;
-    let owned: Vec<DynamicObject> = apps
-        .list(&ListParams::default())
-        .await
+    // The set's Applications (name, being deleted), from the controller's
+    // watch-fed copies: no request per set and cycle.
+    let owned: Vec<(String, bool)> = shared
+        .latest
+        .lock()
         .map(|l| {
-            l.items
-                .into_iter()
+            l.values()
                 .filter(|a| {
-                    a.metadata
-                        .owner_references
-                        .as_ref()
-                        .is_some_and(|o| o.iter().any(|r| r.uid == uid))
+                    a.pointer("/metadata/namespace").and_then(Value::as_str)
+                        == Some(namespace.as_str())
+                })
+                .filter(|a| {
+                    a.pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .is_some_and(|o| o.iter().any(|r| r["uid"] == uid.as_str()))
+                })
+                .map(|a| {
+                    (
+                        a.pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        a.pointer("/metadata/deletionTimestamp").is_some(),
+                    )
                 })
                 .collect()
         })
@@ -828,9 +819,7 @@ async fn reconcile(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let exists = owned
-            .iter()
-            .any(|o| o.metadata.name.as_deref() == Some(&app_name));
+        let exists = owned.iter().any(|(n, _)| *n == app_name);
         if exists && !may_update {
             continue;
         }
@@ -857,22 +846,21 @@ async fn reconcile(
         }
     }
     if may_delete {
-        for o in &owned {
-            let app_name = o.metadata.name.clone().unwrap_or_default();
-            if wanted.contains(&app_name) || o.metadata.deletion_timestamp.is_some() {
+        for (app_name, deleting) in &owned {
+            if wanted.contains(app_name) || *deleting {
                 continue;
             }
             if preserve {
                 // No cascade: its resources stay in the cluster.
                 let _ = apps
                     .patch(
-                        &app_name,
+                        app_name,
                         &PatchParams::default(),
                         &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
                     )
                     .await;
             }
-            if let Err(e) = apps.delete(&app_name, &DeleteParams::default()).await {
+            if let Err(e) = apps.delete(app_name, &DeleteParams::default()).await {
                 errors.push(format!("deleting Application {app_name}: {e}"));
             } else {
                 tracing::info!(applicationset = %name, app = %app_name, "generated Application deleted");

@@ -142,13 +142,8 @@ thread_local! {
 /// customized kind, so this is only reached by churn in `argocd-cm`.
 const MAX_SCRIPTS: usize = 512;
 
-/// Runs `source` (named `name` in messages) with `obj` as the global `obj`.
-pub fn run(
-    name: &str,
-    source: &str,
-    obj: &Value,
-    limits: Limits,
-) -> Result<Option<ScriptResult>, LuaError> {
+/// Runs `f` with this thread's Lua state, made when missing.
+fn with_vm<T>(f: impl FnOnce(&mut Vm) -> Result<T, LuaError>) -> Result<T, LuaError> {
     VM.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -157,7 +152,7 @@ pub fn run(
         let Some(vm) = slot.as_mut() else {
             return Err(LuaError::Setup("no Lua state".into()));
         };
-        let result = vm.run(name, source, obj, limits);
+        let result = f(vm);
         if vm.guard.tripped.get().is_some() {
             // A state whose script was stopped mid-way may hold half-built
             // garbage or a broken library table: start the next run afresh.
@@ -167,20 +162,23 @@ pub fn run(
     })
 }
 
+/// Runs `source` (named `name` in messages) with `obj` as the global `obj`.
+pub fn run(
+    name: &str,
+    source: &str,
+    obj: &Value,
+    limits: Limits,
+) -> Result<Option<ScriptResult>, LuaError> {
+    with_vm(|vm| vm.run(name, source, obj, limits))
+}
+
 /// Runs `source` (named `name` in messages) with `obj` as the global
 /// `obj`, and returns what it returned as JSON: a table with the keys 1..n
 /// is an array, another table an object (an empty table is `{}`), nil is
 /// `null`. Resource actions use this.
 pub fn eval(name: &str, source: &str, obj: &Value, limits: Limits) -> Result<Value, LuaError> {
-    VM.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(Vm::new().map_err(|e| LuaError::Setup(e.to_string()))?);
-        }
-        let Some(vm) = slot.as_mut() else {
-            return Err(LuaError::Setup("no Lua state".into()));
-        };
-        let result = vm.call(name, source, obj, limits).and_then(|v| {
+    with_vm(|vm| {
+        vm.call(name, source, obj, limits).and_then(|v| {
             // Bounded: shared subtables could otherwise expand into more
             // nodes than memory holds.
             let mut budget = MAX_NODES;
@@ -188,11 +186,7 @@ pub fn eval(name: &str, source: &str, obj: &Value, limits: Limits) -> Result<Val
                 name: name.to_string(),
                 message,
             })
-        });
-        if vm.guard.tripped.get().is_some() {
-            *slot = None;
-        }
-        result
+        })
     })
 }
 
